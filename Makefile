@@ -1,0 +1,70 @@
+# Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help bootstrap build env up down logs ps info test test-unit test-unit-astro test-unit-airflow test-e2e lock clean
+
+TAG := $(shell tools/image-tag.sh)
+export DOWNLINK_TAG := $(TAG)
+COMPOSE := docker compose
+VENV := .venv
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+bootstrap:  ## Docker engine, Compose v2, base image, wheelhouse (idempotent)
+	@tools/bootstrap.sh all
+
+build: bootstrap  ## build the images, tagged with the git commit
+	@tools/build-images.sh $(TAG)
+
+env:
+	@tools/make-env.sh $(TAG)
+
+up: build env  ## start the stack and run the sample chain
+	@echo "starting the stack (tag $(TAG)) ..."
+	@$(COMPOSE) up -d --wait --remove-orphans
+	@tools/dagrun.py astro_env_check --timeout 600
+	@tools/show-access.sh
+
+info:  ## print the addresses and logins of the running stack
+	@tools/show-access.sh
+
+down:  ## stop the stack (data volumes are kept)
+	@$(COMPOSE) down --remove-orphans
+
+clean:  ## stop the stack and DELETE its volumes (databases, archive, mail)
+	@$(COMPOSE) down --remove-orphans --volumes
+
+logs:  ## follow the services' logs
+	@$(COMPOSE) logs -f --tail=100
+
+ps:  ## the services and their health
+	@$(COMPOSE) ps
+
+test: build  ## run every test: unit (in the images) then end-to-end (real stack)
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-e2e
+
+test-unit: test-unit-astro test-unit-airflow  ## unit tests and the DAG-integrity test
+
+test-unit-astro:
+	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" downlink/astro:$(TAG) \
+	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
+
+test-unit-airflow:
+	docker run --rm --network none -e AIRFLOW_HOME=/tmp/airflow \
+	  -v "$(CURDIR)/tests:/tests:ro" -v "$(CURDIR)/dags:/opt/airflow/dags:ro" \
+	  -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro" downlink/airflow:$(TAG) \
+	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags
+
+$(VENV)/.done: requirements.txt
+	@python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests
+	@touch $@
+
+test-e2e: $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e
+
+lock:  ## re-resolve requirements.txt (needs PyPI)
+	@tools/lock.sh

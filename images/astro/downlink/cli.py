@@ -1,0 +1,35 @@
+"""`downlink` command line: one subcommand per step module.
+
+Exit codes (all steps): 0 success; 1 the step failed (the reason is on stderr);
+2 bad usage or configuration.
+"""
+import argparse
+import sys
+
+from downlink import StepError, __version__
+from downlink import envcheck, iraf_imstat, migrate, store_imstat
+
+STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="downlink",
+        description="Downlink pipeline steps, runnable by hand inside the astro image.",
+        epilog="Exit codes: 0 success; 1 step failed (reason on stderr); 2 bad usage or configuration.",
+    )
+    parser.add_argument("--version", action="version", version=f"downlink {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="STEP", required=True)
+    for module in STEP_MODULES:
+        p = module.add_parser(sub)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except StepError as exc:
+        print(f"downlink {args.command}: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,24 @@
+"""Downlink's settings as the DAGs see them: one place, read from the environment (.env via
+docker-compose.yaml), each with a default that works in the bundled stack."""
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    astro_image: str
+    data_volume: str
+    network: str
+    docker_url: str
+    archive_dsn: str
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        return cls(
+            astro_image=env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev"),
+            data_volume=env.get("DOWNLINK_DATA_VOLUME", "downlink-data"),
+            network=env.get("DOWNLINK_NETWORK", "downlink-net"),
+            docker_url=env.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+            archive_dsn=env.get("DOWNLINK_ARCHIVE_DSN", ""),
+        )

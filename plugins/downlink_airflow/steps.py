@@ -1,0 +1,38 @@
+"""`astro_step`: a pipeline step as a DockerOperator in the astro image, with Downlink's wiring
+(data volume, network, database credentials, run identity) so that a DAG declares a step in one
+call."""
+from docker.types import Mount
+
+from airflow.providers.docker.operators.docker import DockerOperator
+from downlink_airflow.config import Settings
+
+DATA_DIR = "/data"
+# Per-run scratch space on the data volume, shared by the steps of one DAG run.
+RUN_DIR = DATA_DIR + "/work/{{ dag.dag_id }}/{{ run_id }}"
+
+
+def astro_step(task_id, command, *, image=None, environment=None, settings=None, **kwargs):
+    """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image."""
+    cfg = settings or Settings.from_env()
+    env = {
+        "DOWNLINK_DAG_ID": "{{ dag.dag_id }}",
+        "DOWNLINK_RUN_ID": "{{ run_id }}",
+        "DOWNLINK_TASK_ID": task_id,
+    }
+    env.update(environment or {})
+    return DockerOperator(
+        task_id=task_id,
+        image=image or cfg.astro_image,
+        command=command,
+        environment=env,
+        # Not templated nor rendered in the UI: credentials stay out of logs.
+        private_environment={"DOWNLINK_ARCHIVE_DSN": cfg.archive_dsn},
+        docker_url=cfg.docker_url,
+        network_mode=cfg.network,
+        mounts=[Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")],
+        # Airflow itself runs in a container, so its temporary directory cannot be bind-mounted
+        # into a sibling container.
+        mount_tmp_dir=False,
+        auto_remove="success",
+        **kwargs,
+    )

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Make this machine able to build and run Downlink. Idempotent and quiet when all is there.
+#   1. a Docker engine that answers (installs docker.io and starts dockerd when root on Debian)
+#   2. Compose v2 as `docker compose` (Debian 13's static docker-compose .deb when missing)
+#   3. the base image debian:bookworm-slim (pulled; made with debootstrap when no registry answers)
+#   4. the Python wheelhouse for the Airflow image (host-side `pip download`; containers here
+#      cannot reach PyPI over TLS, and it makes image builds offline and reproducible)
+#   5. the maildev npm package for the mail image (same reason)
+# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|all]   (default: all)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$ROOT/build"
+BASE_IMAGE=${DOWNLINK_BASE_IMAGE:-debian:bookworm-slim}
+COMPOSE_DEB_VERSION=2.26.1-4
+MAILDEV_VERSION=2.2.1
+DOCKERD_LOG=${DOCKERD_LOG:-/var/log/downlink-dockerd.log}
+
+say() { echo "bootstrap: $*" >&2; }
+die() { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+is_root_debian() { [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; }
+
+apt_install() {
+  say "installing $* with apt"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The Debian mirror this machine is configured with (never hard-coded in the repository).
+debian_mirror() {
+  local m
+  m=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+  [ -n "$m" ] || m=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | grep -v security | awk '{for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; exit}}' | head -n1 || true)
+  [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list*"
+  echo "$m"
+}
+
+ensure_engine() {
+  docker info >/dev/null 2>&1 && return 0
+  if ! command -v dockerd >/dev/null 2>&1; then
+    is_root_debian || die "no Docker engine answers. Install Docker Engine (https://docs.docker.com/engine/install/) and start it, then run this again."
+    apt_install docker.io
+  fi
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
+    say "starting docker with systemd"
+    systemctl start docker || true
+  elif [ "$(id -u)" = 0 ]; then
+    say "starting dockerd in the background (log: $DOCKERD_LOG)"
+    setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  else
+    die "the Docker engine is installed but not answering, and we are not root: start it (e.g. 'sudo systemctl start docker') or add yourself to the 'docker' group."
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  die "dockerd did not answer within 60 s; see $DOCKERD_LOG"
+}
+
+ensure_compose() {
+  docker compose version >/dev/null 2>&1 && return 0
+  is_root_debian || die "'docker compose' (Compose v2) is missing. Install the docker-compose-plugin package (or Docker Desktop), then run this again."
+  say "installing Compose v2 (Debian 13 docker-compose $COMPOSE_DEB_VERSION, a static binary)"
+  # A throw-away apt state that knows only trixie: the machine's own apt configuration is untouched.
+  local tmp; tmp=$(mktemp -d)
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) trixie main" >"$tmp/trixie.list"
+  local opts=(-o "Dir::Etc::SourceList=$tmp/trixie.list" -o "Dir::Etc::SourceParts=$tmp/none"
+              -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root")
+  apt-get "${opts[@]}" update -qq
+  (cd "$tmp" && apt-get "${opts[@]}" download -qq "docker-compose=$COMPOSE_DEB_VERSION")
+  dpkg -i "$tmp"/docker-compose_*.deb >/dev/null
+  rm -rf "$tmp"
+  docker compose version >/dev/null 2>&1 || die "Compose was installed but 'docker compose' still fails"
+}
+
+ensure_base_image() {
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+  if timeout 60 docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  is_root_debian || die "cannot pull $BASE_IMAGE and cannot build it here (needs root on Debian). Load it with 'docker load' and run this again."
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+  say "no registry answers: building $BASE_IMAGE locally with debootstrap (about 30 s)"
+  local dir; dir=$(mktemp -d)
+  debootstrap --variant=minbase bookworm "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 \
+    || { tail -n 20 "$dir.log" >&2; die "debootstrap failed"; }
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  tar -C "$dir" -c . | docker import - "$BASE_IMAGE" >/dev/null
+  rm -rf "$dir" "$dir.log"
+}
+
+ensure_wheels() {
+  local dest="$BUILD/wheelhouse" stamp sum
+  sum=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  stamp="$dest/.requirements.sha256"
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
+  say "filling the wheelhouse from requirements.txt"
+  mkdir -p "$dest"
+  # The image runs Debian 12's CPython 3.11 on x86_64, whatever the host's Python is.
+  local plats=() v log="$BUILD/pip-download.log"
+  for v in 17 24 27 28 31 34 35 36; do plats+=(--platform "manylinux_2_${v}_x86_64"); done
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --implementation cp --python-version 3.11 --abi cp311 "${plats[@]}" \
+    -d "$dest" -r "$ROOT/requirements.txt" >"$log" 2>&1 \
+    || { grep -v 'is ignored' "$log" | tail -n 20 >&2; die "pip download failed (full log: $log)"; }
+  echo "$sum" >"$stamp"
+}
+
+ensure_maildev() {
+  local dest="$BUILD/maildev"
+  [ -f "$dest/node_modules/maildev/package.json" ] && grep -q "\"version\": \"$MAILDEV_VERSION\"" "$dest/node_modules/maildev/package.json" && return 0
+  command -v npm >/dev/null 2>&1 || { is_root_debian && apt_install npm || die "npm is needed to fetch maildev"; }
+  say "fetching maildev $MAILDEV_VERSION for the mail image"
+  rm -rf "$dest"; mkdir -p "$dest"
+  (cd "$dest" && npm install --silent --no-audit --no-fund --omit=dev "maildev@$MAILDEV_VERSION" >/dev/null 2>&1) \
+    || die "npm install maildev@$MAILDEV_VERSION failed"
+}
+
+case "${1:-all}" in
+  engine) ensure_engine ;;
+  compose) ensure_engine; ensure_compose ;;
+  base) ensure_engine; ensure_base_image ;;
+  wheels) ensure_wheels ;;
+  maildev) ensure_maildev ;;
+  all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_maildev ;;
+  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|all)" ;;
+esac
