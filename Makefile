@@ -46,14 +46,15 @@ test: build  ## run every test: unit (in the images) then end-to-end (real stack
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-e2e
 
-test-unit: test-unit-astro test-unit-airflow  ## unit tests and the DAG-integrity test
+test-unit: build  ## unit tests and the DAG-integrity test
+	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
 
 test-unit-astro:
 	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 
 test-unit-airflow:
-	docker run --rm --network none -e AIRFLOW_HOME=/tmp/airflow \
+	docker run --rm --network none -e AIRFLOW__CORE__LOAD_EXAMPLES=false \
 	  -v "$(CURDIR)/tests:/tests:ro" -v "$(CURDIR)/dags:/opt/airflow/dags:ro" \
 	  -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro" downlink/airflow:$(TAG) \
 	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags

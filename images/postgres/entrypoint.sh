@@ -6,7 +6,7 @@ set -euo pipefail
 : "${ARCHIVE_DB_PASSWORD:?set ARCHIVE_DB_PASSWORD (generated into .env by make up)}"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  initdb --auth-local=peer --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 -U postgres "$PGDATA" >/dev/null
+  initdb --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 -U postgres "$PGDATA" >/dev/null
   cat >>"$PGDATA/postgresql.conf" <<CONF
 listen_addresses = '*'
 max_connections = 200

@@ -1,0 +1,93 @@
+"""End-to-end fixtures: one real Downlink stack for the whole e2e session.
+
+It runs as its own compose project (default `downlink-test`, other ports), so it never touches a
+stack brought up with `make up`. It is torn down with its volumes at the end, even on failure;
+set DOWNLINK_E2E_KEEP=1 to leave it running for a post-mortem.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import dagrun  # noqa: E402
+
+TEST_ENV = {
+    "DOWNLINK_PROJECT": os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test"),
+    "DOWNLINK_WEB_PORT": os.environ.get("DOWNLINK_E2E_WEB_PORT", "18080"),
+    "DOWNLINK_MAIL_PORT": os.environ.get("DOWNLINK_E2E_MAIL_PORT", "11080"),
+    "DOWNLINK_DB_PORT": os.environ.get("DOWNLINK_E2E_DB_PORT", "15433"),
+    # New DAG files must show up quickly in tests.
+    "DOWNLINK_DAG_REFRESH_SECONDS": "10",
+}
+
+
+class Stack:
+    def __init__(self):
+        self.env = {**os.environ, **TEST_ENV}
+        self.project = TEST_ENV["DOWNLINK_PROJECT"]
+        self.tag = dagrun.setting("DOWNLINK_TAG")
+        self.api = dagrun.AirflowAPI()
+        self.web_url = self.api.base_url
+        self.mail_url = f"http://127.0.0.1:{TEST_ENV['DOWNLINK_MAIL_PORT']}"
+
+    def compose(self, *args, check=True, timeout=900):
+        return subprocess.run(["docker", "compose", *args], cwd=ROOT, env=self.env, check=check,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def up(self):
+        result = self.compose("up", "-d", "--wait", "--remove-orphans", check=False)
+        if result.returncode != 0:
+            logs = self.compose("logs", "--tail=60", check=False).stdout
+            raise RuntimeError(f"stack did not come up:\n{result.stderr}\n{logs[-8000:]}")
+
+    def down(self):
+        self.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def services(self):
+        out = self.compose("ps", "--all", "--format", "json").stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        if len(rows) == 1 and isinstance(rows[0], list):
+            rows = rows[0]
+        return {row["Service"]: row for row in rows}
+
+    def archive_db(self):
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1", port=int(TEST_ENV["DOWNLINK_DB_PORT"]), dbname="archive", user="archive",
+            password=dagrun.setting("ARCHIVE_DB_PASSWORD"), connect_timeout=10, autocommit=True,
+        )
+
+    def run_dag(self, dag_id, run_id, conf=None, timeout=900):
+        """Trigger with `airflow dags trigger` (as a user would) and wait; returns the final state."""
+        self.api.wait_for_dag(dag_id)
+        dagrun.trigger(dag_id, run_id, conf)
+        return self.api.wait_for_run(dag_id, run_id, timeout=timeout)
+
+    def task_log(self, dag_id, run_id, task_id, try_number=1):
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        content = self.api.get(path)["content"]
+        return "\n".join(part.get("event", "") if isinstance(part, dict) else str(part) for part in content)
+
+    def astro(self, *command):
+        """Run a command in the deployed astro image, outside Airflow (as a developer would)."""
+        return subprocess.run(["docker", "run", "--rm", f"downlink/astro:{self.tag}", *command],
+                              check=True, capture_output=True, text=True, timeout=300).stdout
+
+
+@pytest.fixture(scope="session")
+def stack():
+    os.environ.update(TEST_ENV)  # dagrun's helpers read the project and ports from here
+    s = Stack()
+    s.down()  # a previous run killed mid-way must not leave state behind
+    try:
+        s.up()
+        yield s
+    finally:
+        if not os.environ.get("DOWNLINK_E2E_KEEP"):
+            s.down()

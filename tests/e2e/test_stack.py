@@ -1,0 +1,60 @@
+"""The stack as `make up` brings it: healthy services, login, mail catcher, database access."""
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, dagrun
+
+LONG_RUNNING = ("postgres", "api-server", "scheduler", "dag-processor", "triggerer", "mail")
+
+
+def test_every_service_is_healthy_and_init_finished(stack):
+    services = stack.services()
+    for name in LONG_RUNNING:
+        assert services[name]["Health"] == "healthy", f"{name}: {services[name]}"
+    assert services["airflow-init"]["State"] == "exited" and services["airflow-init"]["ExitCode"] == 0
+
+
+def test_published_ports_are_bound_to_loopback(stack):
+    for name, svc in stack.services().items():
+        for pub in svc.get("Publishers") or []:
+            if pub.get("PublishedPort"):
+                assert pub["URL"] in ("127.0.0.1", ""), f"{name} publishes on {pub['URL']}"
+
+
+def test_generated_admin_login_works_and_a_wrong_one_is_refused(stack):
+    assert stack.api.get("/api/v2/dags?limit=1")["total_entries"] >= 1
+    wrong = dagrun.AirflowAPI(base_url=stack.web_url, password="not-the-password")
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        wrong.token()
+    assert exc.value.code in (401, 403)
+
+
+def test_mail_catcher_answers(stack):
+    with urllib.request.urlopen(stack.mail_url + "/email", timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_science_database_has_q3c_and_pgsphere(stack):
+    with stack.archive_db() as conn:
+        names = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
+        assert {"q3c", "pg_sphere"} <= names
+        # q3c answers a cone search (a point 1 arcsec away is within 2 arcsec)
+        assert conn.execute("SELECT q3c_join(10.0, 20.0, 10.0, 20.0 + 1/3600.0, 2/3600.0)").fetchone()[0]
+
+
+def test_secrets_are_generated_and_untracked(stack):
+    env_file = os.path.join(ROOT, ".env")
+    assert os.stat(env_file).st_mode & 0o077 == 0, ".env must be readable by its owner only"
+    tracked = subprocess.run(["git", "ls-files", ".env"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert tracked.strip() == ""
+    assert len(dagrun.setting("DOWNLINK_ADMIN_PASSWORD")) >= 20
+
+
+def test_bootstrap_is_quiet_when_everything_is_there():
+    out = subprocess.run([os.path.join(ROOT, "tools", "bootstrap.sh"), "all"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "" and out.stderr == ""
