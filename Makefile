@@ -64,7 +64,7 @@ $(VENV)/.done: requirements.txt
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests
 	@touch $@
 
-test-e2e: $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
+test-e2e: build $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e
 
 lock:  ## re-resolve requirements.txt (needs PyPI)
