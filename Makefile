@@ -46,6 +46,10 @@ test: build  ## run every test: unit (in the images) then end-to-end (real stack
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-e2e
 
+test: build  ## run every test: unit (in the images), then end-to-end (real stack)
+	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
+	@$(MAKE) --no-print-directory test-e2e
+
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
 
