@@ -42,10 +42,6 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
-test: build  ## run every test: unit (in the images) then end-to-end (real stack)
-	@$(MAKE) --no-print-directory test-unit
-	@$(MAKE) --no-print-directory test-e2e
-
 test: build  ## run every test: unit (in the images), then end-to-end (real stack)
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
 	@$(MAKE) --no-print-directory test-e2e
