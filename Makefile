@@ -60,8 +60,10 @@ test-unit-airflow:
 	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags
 
 $(VENV)/.done: requirements.txt
+	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests \
+	  >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 test-e2e: build $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)

@@ -23,7 +23,8 @@ is_root_debian() { [ "$(id -u)" = 0 ] && [ -f /etc/debian_version ]; }
 apt_install() {
   say "installing $* with apt"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes NEEDRESTART_SUSPEND=1 \
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 || die "apt-get install $* failed"
 }
 
 # The Debian mirror this machine is configured with (never hard-coded in the repository).
