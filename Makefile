@@ -21,10 +21,10 @@ build: bootstrap  ## build the images, tagged with the git commit
 env:
 	@tools/make-env.sh $(TAG)
 
-up: build env  ## start the stack and run the sample chain
+up: build env  ## start the stack and run the daily chain on the sample night
 	@echo "starting the stack (tag $(TAG)) ..."
 	@$(COMPOSE) up -d --wait --remove-orphans
-	@tools/dagrun.py astro_env_check --timeout 600
+	@tools/dagrun.py daily_chain --sample-night --timeout 1800
 	@tools/show-access.sh
 
 info:  ## print the addresses and logins of the running stack
@@ -49,8 +49,11 @@ test: build  ## run every test: unit (in the images), then end-to-end (real stac
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
 
+REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
+
 test-unit-astro:
-	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" downlink/astro:$(TAG) \
+	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" \
+	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 
 test-unit-airflow:

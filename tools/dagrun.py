@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FINISHED = {"success", "failed"}
+SAMPLE_NIGHT = "2026-11-24"
 
 
 def read_dotenv(path=os.path.join(ROOT, ".env")):
@@ -113,10 +114,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dag_id")
     parser.add_argument("--conf", type=json.loads, help="run configuration, as JSON")
+    parser.add_argument("--sample-night", action="store_true",
+                        help="process the bundled sample night (DOWNLINK_SAMPLE_NIGHT, default 2026-11-24)")
     parser.add_argument("--run-id", help="default: manual__<UTC time>")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args(argv)
     run_id = args.run_id or "manual__" + datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if args.sample_night:
+        args.conf = {**(args.conf or {}), "night": setting("DOWNLINK_SAMPLE_NIGHT", SAMPLE_NIGHT)}
     api = AirflowAPI()
     api.wait_for_dag(args.dag_id)
     start = time.monotonic()

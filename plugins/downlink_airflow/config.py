@@ -11,6 +11,9 @@ class Settings:
     network: str
     docker_url: str
     archive_dsn: str
+    source: str
+    source_mount: str
+    chain_schedule: str
 
     @classmethod
     def from_env(cls, env=None):
@@ -21,4 +24,9 @@ class Settings:
             network=env.get("DOWNLINK_NETWORK", "downlink-net"),
             docker_url=env.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
             archive_dsn=env.get("DOWNLINK_ARCHIVE_DSN", ""),
+            # A base URL, or a directory inside step containers (mount it with source_mount).
+            source=env.get("DOWNLINK_SOURCE", "http://archive-server:8080"),
+            # Host directory mounted read-only at /source in step containers (for a local/NFS archive).
+            source_mount=env.get("DOWNLINK_SOURCE_MOUNT", ""),
+            chain_schedule=env.get("DOWNLINK_CHAIN_SCHEDULE", "0 11 * * *"),
         )

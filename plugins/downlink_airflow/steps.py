@@ -7,8 +7,12 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from downlink_airflow.config import Settings
 
 DATA_DIR = "/data"
+SOURCE_DIR = "/source"
 # Per-run scratch space on the data volume, shared by the steps of one DAG run.
 RUN_DIR = DATA_DIR + "/work/{{ dag.dag_id }}/{{ run_id }}"
+# The night a run processes: `--conf '{"night": "YYYY-MM-DD"}'` (params.night), else the night
+# that began the day before the run (a run at 11:00 UTC processes last night).
+NIGHT = "{{ params.night or (dag_run.run_after - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}"
 
 
 def astro_step(task_id, command, *, image=None, environment=None, settings=None, **kwargs):
@@ -18,8 +22,12 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
         "DOWNLINK_DAG_ID": "{{ dag.dag_id }}",
         "DOWNLINK_RUN_ID": "{{ run_id }}",
         "DOWNLINK_TASK_ID": task_id,
+        "DOWNLINK_SOURCE": cfg.source,
     }
     env.update(environment or {})
+    mounts = [Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")]
+    if cfg.source_mount:
+        mounts.append(Mount(target=SOURCE_DIR, source=cfg.source_mount, type="bind", read_only=True))
     return DockerOperator(
         task_id=task_id,
         image=image or cfg.astro_image,
@@ -29,7 +37,7 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
         private_environment={"DOWNLINK_ARCHIVE_DSN": cfg.archive_dsn},
         docker_url=cfg.docker_url,
         network_mode=cfg.network,
-        mounts=[Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")],
+        mounts=mounts,
         # Airflow itself runs in a container, so its temporary directory cannot be bind-mounted
         # into a sibling container.
         mount_tmp_dir=False,

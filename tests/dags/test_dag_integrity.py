@@ -32,3 +32,14 @@ def test_dags_are_documented_and_tagged(dagbag):
 def test_env_check_chain(dagbag):
     dag = dagbag.dags["astro_env_check"]
     assert [t.task_id for t in dag.topological_sort()] == ["versions", "iraf_imstat", "store_imstat"]
+
+
+def test_daily_chain_order_and_failure_watch(dagbag):
+    dag = dagbag.dags["daily_chain"]
+    order = ["download", "archive", "index", "calibrate", "iraf", "sources", "diagnostics", "report"]
+    for upstream, downstream in zip(order, order[1:]):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
+    assert dag.get_task("report").trigger_rule == "all_done"
+    watcher = dag.get_task("watcher")
+    assert set(order) <= watcher.upstream_task_ids and watcher.trigger_rule == "one_failed"
+    assert dag.get_task("download").command[-2:] == ["--night", dag.get_task("download").command[-1]]

@@ -8,8 +8,9 @@ import sys
 
 from downlink import StepError, __version__
 from downlink import envcheck, iraf_imstat, migrate, store_imstat
+from downlink import archive, diagnostics, download, index
 
-STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate)
+STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics)
 
 
 def build_parser():

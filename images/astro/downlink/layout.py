@@ -1,0 +1,56 @@
+"""Where things live on the data volume (DOWNLINK_DATA, /data in every step container).
+
+    staging/<night>/        downloads in progress and verified downloads awaiting the archive step
+    raw/<night>/            the archive: verified raw files, read-only, never overwritten
+    quarantine/<night>/     rejected files, each with <name>.reason.json saying why
+    masters/<night>/        master calibration frames made from that night
+    reduced/<night>/        reduced science frames
+    catalogs/<night>/       source catalogues (SExtractor)
+    reports/<night>/        the nightly report (index.html and its PNG images)
+    work/<dag>/<run>/       scratch space of one DAG run
+
+A night is named by the date on which it began (YYYY-MM-DD).
+"""
+import datetime
+import os
+import re
+
+from downlink import StepError
+
+NIGHT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+AREAS = ("staging", "raw", "quarantine", "masters", "reduced", "catalogs", "reports", "work")
+
+
+def data_root():
+    return os.environ.get("DOWNLINK_DATA", "/data")
+
+
+def parse_night(text):
+    """'2026-11-24' -> date; anything else is a clear error."""
+    if not NIGHT_FORMAT.match(text or ""):
+        raise StepError(f"night {text!r} is not a date of the form YYYY-MM-DD")
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError as exc:
+        raise StepError(f"night {text!r} is not a valid date: {exc}") from exc
+
+
+def night_dir(area, night, root=None, create=False):
+    if area not in AREAS:
+        raise ValueError(f"unknown area {area!r}")
+    path = os.path.join(root or data_root(), area, str(night))
+    if create:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
+def relative(path, root=None):
+    """A path as stored in the database: relative to the data root."""
+    return os.path.relpath(path, root or data_root())
+
+
+def safe_name(name):
+    """Reject file names that could escape their folder (from a manifest, say)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):
+        raise StepError(f"unsafe file name {name!r}")
+    return name

@@ -1,0 +1,140 @@
+"""daily_chain through the real stack, on the generated sample night and on a night of real
+files from other observatories (../shared/data/fits), including a rerun of the same night."""
+import os
+import subprocess
+import urllib.request
+import uuid
+
+import pytest
+
+from conftest import ROOT
+
+DAG = "daily_chain"
+SAMPLE_NIGHT = "2026-11-24"
+REAL_NIGHT = "2000-01-01"
+REAL_FITS = os.environ.get("DOWNLINK_REAL_FITS", os.path.join(os.path.dirname(ROOT), "shared", "data", "fits"))
+STEPS = ["download", "archive", "index", "calibrate", "iraf", "sources", "diagnostics", "report"]
+# The sample night's targets (generator: downlink make-night) and their positions (deg).
+TARGETS = {"M31": (10.6847, 41.2690), "NGC 891": (35.6392, 42.3491), "M1": (83.6331, 22.0145)}
+TABLES = ("observations", "quarantine", "calibration_masters", "reduced_frames", "iraf_stats", "frame_qc", "diagnostics")
+
+
+def run_chain(stack, night):
+    run_id = f"e2e_{night}_{uuid.uuid4().hex[:6]}"
+    state = stack.run_dag(DAG, run_id, conf={"night": night}, timeout=1500)
+    states = {ti["task_id"]: ti["state"] for ti in stack.api.task_instances(DAG, run_id)}
+    return run_id, state, states
+
+
+def table_counts(stack):
+    with stack.archive_db() as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+@pytest.fixture(scope="module")
+def sample_run(stack):
+    return run_chain(stack, SAMPLE_NIGHT)
+
+
+@pytest.fixture(scope="module")
+def real_run(stack, sample_run):
+    """Publish the real files as a night on the archive server, with a manifest, then run the chain."""
+    if not os.path.isdir(REAL_FITS):
+        pytest.skip(f"real FITS files not found at {REAL_FITS} (set DOWNLINK_REAL_FITS)")
+    volume = f"{stack.project}-archive-src"
+    subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{volume}:/srv/archive", "-v", f"{REAL_FITS}:/real:ro",
+         f"downlink/astro:{stack.tag}", "sh", "-c",
+         f"mkdir -p /srv/archive/{REAL_NIGHT} && cp /real/*.fit* /srv/archive/{REAL_NIGHT}/ "
+         f"&& downlink make-manifest /srv/archive/{REAL_NIGHT}"],
+        check=True, capture_output=True, text=True, timeout=300)
+    return run_chain(stack, REAL_NIGHT)
+
+
+def test_sample_night_all_steps_succeed(sample_run):
+    _, state, states = sample_run
+    assert state == "success", states
+    assert all(states[s] == "success" for s in STEPS), states
+    assert states["watcher"] == "skipped"
+
+
+def test_sample_night_counts_per_type(stack, sample_run):
+    with stack.archive_db() as conn:
+        counts = dict(conn.execute(
+            "SELECT imagetyp, count(*) FROM observations WHERE night = %s GROUP BY imagetyp", (SAMPLE_NIGHT,)))
+        filters = {r[0] for r in conn.execute(
+            "SELECT DISTINCT filter FROM observations WHERE night = %s AND imagetyp = 'flat'", (SAMPLE_NIGHT,))}
+    # make-night defaults: 5 biases, 3 darks at each of 2 times, 3 flats in each of V and R,
+    # 2 frames per target per filter.
+    assert counts == {"bias": 5, "dark": 6, "flat": 6, "object": 12}
+    assert filters == {"V", "R"}
+
+
+def test_cone_search_finds_each_target(stack, sample_run):
+    with stack.archive_db() as conn:
+        for name, (ra, dec) in TARGETS.items():
+            found = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE object = %s) FROM observations "
+                "WHERE night = %s AND q3c_radial_query(ra, dec, %s, %s, 0.25)", (name, SAMPLE_NIGHT, ra, dec)).fetchone()
+            assert found[0] == 4 and found[1] == 4, f"{name}: {found}"
+
+
+def test_reduced_frames_are_less_noisy_than_raw(stack, sample_run):
+    with stack.archive_db() as conn:
+        rows = conn.execute(
+            "SELECT o.filename, r.noise_raw, r.noise_reduced, r.bias_master_id, r.flat_master_id "
+            "FROM reduced_frames r JOIN observations o USING (obs_id) WHERE o.night = %s", (SAMPLE_NIGHT,)).fetchall()
+    assert len(rows) == 12
+    for name, raw, reduced, bias, flat in rows:
+        assert reduced < raw, f"{name}: reduced noise {reduced} not below raw {raw}"
+        assert bias is not None and flat is not None
+
+
+def test_masters_iraf_and_qc_are_stored(stack, sample_run):
+    with stack.archive_db() as conn:
+        masters = {(k, f) for k, f in conn.execute(
+            "SELECT kind, filter FROM calibration_masters WHERE night = %s", (SAMPLE_NIGHT,))}
+        iraf = conn.execute(
+            "SELECT count(*), min(npix) FROM iraf_stats i JOIN reduced_frames r USING (reduced_id) "
+            "WHERE r.night = %s", (SAMPLE_NIGHT,)).fetchone()
+        qc = conn.execute(
+            "SELECT count(*), min(n_sources), max(fwhm_arcsec) FROM frame_qc q JOIN reduced_frames r USING (reduced_id) "
+            "WHERE r.night = %s", (SAMPLE_NIGHT,)).fetchone()
+        diagnostics = dict(conn.execute("SELECT check_name, ok FROM diagnostics WHERE night = %s", (SAMPLE_NIGHT,)))
+    assert masters == {("bias", ""), ("dark", ""), ("flat", "V"), ("flat", "R")}
+    assert iraf[0] == 12 and iraf[1] > 0
+    assert qc[0] == 12 and qc[1] >= 5
+    assert diagnostics and all(diagnostics.values()), diagnostics
+
+
+def test_nightly_report_is_served_by_the_ui(stack, sample_run):
+    with urllib.request.urlopen(f"{stack.web_url}/reports/{SAMPLE_NIGHT}/", timeout=30) as resp:
+        page = resp.read().decode()
+    assert SAMPLE_NIGHT in page and "seeing_sky.png" in page
+    with urllib.request.urlopen(f"{stack.web_url}/reports/{SAMPLE_NIGHT}/seeing_sky.png", timeout=30) as resp:
+        assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_real_files_night_quarantines_only_the_corrupt_file(stack, real_run):
+    _, state, states = real_run
+    assert state == "success", states
+    with stack.archive_db() as conn:
+        quarantined = conn.execute(
+            "SELECT filename, stage, reason FROM quarantine WHERE night = %s AND stage <> 'calibrate'", (REAL_NIGHT,)).fetchall()
+        indexed = conn.execute("SELECT count(*) FROM observations WHERE night = %s", (REAL_NIGHT,)).fetchone()[0]
+        notes = dict(conn.execute(
+            "SELECT filename, array_to_string(notes, ' | ') FROM observations WHERE night = %s", (REAL_NIGHT,)))
+        dates = dict(conn.execute("SELECT filename, date_obs FROM observations WHERE night = %s", (REAL_NIGHT,)))
+    assert [(f, s) for f, s, _ in quarantined] == [("lco_ldac_test_catalog_corrupt.fits", "download")]
+    assert "END card" in quarantined[0][2]
+    assert indexed == 11
+    assert "dd/mm/yy" in notes["hst_wfpc2_test0.fits"] and dates["hst_wfpc2_test0.fits"].year == 1994
+    assert dates["2mass_gc_2mass_k.fits"] is None and "date_obs left empty" in notes["2mass_gc_2mass_k.fits"]
+    assert dates["chandra_acis_events_chandra_time.fits"] is not None  # DATE-OBS only in the extension
+
+
+def test_rerun_of_a_night_changes_no_row_counts(stack, sample_run, real_run):
+    before = table_counts(stack)
+    _, state, states = run_chain(stack, SAMPLE_NIGHT)
+    assert state == "success", states
+    assert table_counts(stack) == before
