@@ -1,7 +1,10 @@
 """Downlink's settings as the DAGs see them: one place, read from the environment (.env via
 docker-compose.yaml), each with a default that works in the bundled stack."""
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# Settings the steps themselves read (thresholds, limits), passed through to step containers.
+FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB")
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,7 @@ class Settings:
     source: str
     source_mount: str
     chain_schedule: str
+    step_env: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env=None):
@@ -29,4 +33,5 @@ class Settings:
             # Host directory mounted read-only at /source in step containers (for a local/NFS archive).
             source_mount=env.get("DOWNLINK_SOURCE_MOUNT", ""),
             chain_schedule=env.get("DOWNLINK_CHAIN_SCHEDULE", "0 11 * * *"),
+            step_env={k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) and v},
         )

@@ -23,6 +23,7 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
         "DOWNLINK_RUN_ID": "{{ run_id }}",
         "DOWNLINK_TASK_ID": task_id,
         "DOWNLINK_SOURCE": cfg.source,
+        **cfg.step_env,
     }
     env.update(environment or {})
     mounts = [Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")]

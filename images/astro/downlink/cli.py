@@ -8,9 +8,9 @@ import sys
 
 from downlink import StepError, __version__
 from downlink import envcheck, iraf_imstat, migrate, store_imstat
-from downlink import archive, diagnostics, download, index
+from downlink import archive, calibrate, diagnostics, download, index, iraf_stats, make_night, manifest, report, sources
 
-STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics)
+STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics, make_night, manifest, calibrate, iraf_stats, sources, report)
 
 
 def build_parser():

@@ -37,3 +37,12 @@ def test_astro_step_wires_image_volume_network_and_secrets():
 def test_extra_environment_and_operator_arguments_pass_through():
     op = astro_step("t", ["true"], settings=settings(), environment={"A": "1"}, retries=3)
     assert op.environment["A"] == "1" and op.retries == 3
+
+
+def test_step_thresholds_are_forwarded_but_not_secrets():
+    cfg = Settings.from_env({"DOWNLINK_QC_MIN_SOURCES": "9", "DOWNLINK_MIN_FREE_GB": "5", "DOWNLINK_QC_MAX_SKY": "",
+                             "DOWNLINK_ARCHIVE_DSN": "postgresql://u:secret@db/a", "DOWNLINK_ADMIN_PASSWORD": "pw"})
+    env = astro_step("t", ["true"], settings=cfg).environment
+    assert env["DOWNLINK_QC_MIN_SOURCES"] == "9" and env["DOWNLINK_MIN_FREE_GB"] == "5"
+    assert "DOWNLINK_QC_MAX_SKY" not in env and "DOWNLINK_ADMIN_PASSWORD" not in env
+    assert "secret" not in repr(env)

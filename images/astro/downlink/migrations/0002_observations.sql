@@ -46,12 +46,15 @@ CREATE TABLE quarantine (
     UNIQUE (night, filename, stage)
 );
 
--- Master calibration frames. filter is '' for bias and dark.
+-- Master calibration frames, per instrument and frame shape. filter is '' for bias and dark.
 CREATE TABLE calibration_masters (
     master_id    bigserial PRIMARY KEY,
     night        date NOT NULL,
     kind         text NOT NULL CHECK (kind IN ('bias', 'dark', 'flat')),
     filter       text NOT NULL DEFAULT '',
+    instrument   text NOT NULL DEFAULT '',
+    naxis1       integer NOT NULL,
+    naxis2       integer NOT NULL,
     path         text NOT NULL UNIQUE,
     sha256       char(64) NOT NULL,
     n_inputs     integer NOT NULL,
@@ -60,7 +63,7 @@ CREATE TABLE calibration_masters (
     code_version text NOT NULL,
     run_id       text,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (night, kind, filter)
+    UNIQUE (night, kind, filter, instrument, naxis1, naxis2)
 );
 
 -- One reduced frame per raw science observation, with its provenance.

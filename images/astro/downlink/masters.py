@@ -1,0 +1,112 @@
+"""Master calibration frames with ccdproc: bias, dark (per second, so it scales to any exposure)
+and a flat per filter. Each is built from one night's raw frames of one instrument and frame
+shape (a "setup"), written as FITS with its provenance, and recorded in calibration_masters.
+
+Units: masters are in ADU. The master dark is a rate (ADU/s, EXPTIME = 1), and the master flat
+is normalised to a median of 1.
+"""
+import os
+
+import numpy as np
+from astropy import units as u
+from astropy.io import fits
+from astropy.nddata import CCDData
+from astropy.stats import mad_std
+from ccdproc import combine, subtract_bias, subtract_dark
+
+from downlink import layout, runinfo
+from downlink.checksum import sha256_file
+from downlink.fitsmeta import image_hdus
+
+CLIP = {"sigma_clip": True, "sigma_clip_low_thresh": 5, "sigma_clip_high_thresh": 5,
+        "sigma_clip_func": np.ma.median, "sigma_clip_dev_func": mad_std}
+METHOD = {
+    "bias": "median of biases, 5-sigma clipped",
+    "dark": "median of (dark - bias) / EXPTIME, 5-sigma clipped; ADU/s",
+    "flat": "median of (flat - bias - dark) scaled to median 1, 5-sigma clipped",
+}
+
+
+def read_raw(path):
+    """The first image HDU of a raw file as float CCDData in ADU."""
+    with fits.open(path, memmap=False) as hdul:
+        hdu = image_hdus(hdul)[0]
+        return CCDData(hdu.data.astype(np.float32), unit=u.adu, header=hdu.header.copy())
+
+
+def build_bias(paths, mem_limit):
+    return combine([read_raw(p) for p in paths], method="median", mem_limit=mem_limit, **CLIP)
+
+
+def dark_rate(ccd, bias):
+    exptime = float(ccd.header["EXPTIME"])
+    rate = subtract_bias(ccd, bias).divide(exptime)
+    rate.header["EXPTIME"] = 1.0
+    return rate
+
+
+def build_dark(paths, bias, mem_limit):
+    return combine([dark_rate(read_raw(p), bias) for p in paths], method="median", mem_limit=mem_limit, **CLIP)
+
+
+def remove_bias_and_dark(ccd, bias, dark):
+    ccd = subtract_bias(ccd, bias)
+    if dark is not None:
+        ccd = subtract_dark(ccd, dark, dark_exposure=1.0 * u.s, data_exposure=float(ccd.header["EXPTIME"]) * u.s,
+                            scale=True)
+    return ccd
+
+
+def build_flat(paths, bias, dark, mem_limit):
+    flats = [remove_bias_and_dark(read_raw(p), bias, dark) for p in paths]
+    master = combine(flats, method="median", scale=lambda a: 1.0 / np.ma.median(a), mem_limit=mem_limit, **CLIP)
+    return master.divide(np.median(master.data))
+
+
+def save(conn, night, setup, kind, filt, ccd, inputs):
+    """Write a master atomically with its provenance; upsert its row; returns its master_id."""
+    instrument, naxis1, naxis2 = setup
+    folder = layout.night_dir("masters", night, create=True)
+    slug = "".join(c if c.isalnum() else "_" for c in instrument) or "unknown"
+    name = f"master_{kind}{'_' + filt if filt else ''}_{slug}_{naxis1}x{naxis2}.fits"
+    path = os.path.join(folder, name)
+    header = fits.Header()
+    for key in ("INSTRUME", "TELESCOP", "GAIN", "RDNOISE", "BUNIT"):
+        if key in ccd.header:
+            header[key] = ccd.header[key]
+    header["IMAGETYP"] = f"MASTER {kind.upper()}"
+    if filt:
+        header["FILTER"] = filt
+    header["EXPTIME"] = 1.0 if kind == "dark" else 0.0
+    header["DL_METH"] = METHOD[kind]
+    header["DL_NINP"] = (len(inputs), "number of raw frames combined")
+    header["DL_RUNID"] = runinfo.run_id()
+    header["DL_CODEV"] = runinfo.code_version()
+    for i, inp in enumerate(inputs, start=1):
+        header[f"DL_IN{i:03d}"] = os.path.basename(inp)
+    tmp = path + ".tmp"
+    fits.PrimaryHDU(ccd.data.astype(np.float32), header=header).writeto(tmp, overwrite=True)
+    os.replace(tmp, path)
+    row = conn.execute(
+        "INSERT INTO calibration_masters (night, kind, filter, instrument, naxis1, naxis2, path, sha256, n_inputs,"
+        " inputs, method, code_version, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (night, kind, filter, instrument, naxis1, naxis2) DO UPDATE SET path = EXCLUDED.path,"
+        " sha256 = EXCLUDED.sha256, n_inputs = EXCLUDED.n_inputs, inputs = EXCLUDED.inputs, method = EXCLUDED.method,"
+        " code_version = EXCLUDED.code_version, run_id = EXCLUDED.run_id, created_at = now() RETURNING master_id",
+        (night, kind, filt or "", instrument, naxis1, naxis2, layout.relative(path), sha256_file(path), len(inputs),
+         list(inputs), METHOD[kind], runinfo.code_version(), runinfo.run_id())).fetchone()
+    return row[0]
+
+
+def find(conn, night, setup, kind, filt=""):
+    """The master for this setup from this night, else the nearest earlier night: (id, night, path) or None."""
+    instrument, naxis1, naxis2 = setup
+    return conn.execute(
+        "SELECT master_id, night, path FROM calibration_masters WHERE kind = %s AND filter = %s AND instrument = %s"
+        " AND naxis1 = %s AND naxis2 = %s AND night <= %s ORDER BY night DESC LIMIT 1",
+        (kind, filt or "", instrument, naxis1, naxis2, night)).fetchone()
+
+
+def load(path):
+    with fits.open(os.path.join(layout.data_root(), path), memmap=False) as hdul:
+        return CCDData(hdul[0].data.astype(np.float32), unit=u.adu, header=hdul[0].header.copy())
