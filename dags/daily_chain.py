@@ -10,9 +10,7 @@ rows, no lost files. diagnostics and report run even when an earlier step failed
 """
 from datetime import timedelta
 
-import pendulum
-
-from airflow.sdk import DAG, Param, TriggerRule, chain
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, chain
 from downlink_airflow.config import Settings
 from downlink_airflow.steps import NIGHT, astro_step
 from downlink_airflow.watch import failure_watcher
@@ -28,8 +26,9 @@ with DAG(
     dag_id="daily_chain",
     description="download, archive, index, calibrate, IRAF, sources, diagnostics, report",
     doc_md=__doc__,
-    schedule=settings.chain_schedule,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    # A trigger timetable with no start_date: a new stack waits for the next tick instead of
+    # starting a run at once for the last one (which would be for a night it never received).
+    schedule=CronTriggerTimetable(settings.chain_schedule, timezone="UTC", run_immediately=False),
     catchup=False,
     max_active_runs=1,
     params={"night": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",

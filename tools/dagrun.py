@@ -132,7 +132,12 @@ def main(argv=None):
     except TimeoutError as exc:
         print(exc, file=sys.stderr)
         return 2
-    print(f"{args.dag_id} run {run_id}: {state} in {time.monotonic() - start:.0f} s")
+    run = api.run(args.dag_id, run_id)
+    wall = ""
+    if run.get("start_date") and run.get("end_date"):
+        began, ended = (datetime.fromisoformat(run[k].replace("Z", "+00:00")) for k in ("start_date", "end_date"))
+        wall = f" (the run itself: {(ended - began).total_seconds():.0f} s)"
+    print(f"{args.dag_id} run {run_id}: {state} {time.monotonic() - start:.0f} s after the trigger{wall}")
     for ti in api.task_instances(args.dag_id, run_id):
         print(f"  {ti['task_id']:<24} {ti['state']}")
     return 0 if state == "success" else 1

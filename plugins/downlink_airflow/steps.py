@@ -10,9 +10,10 @@ DATA_DIR = "/data"
 SOURCE_DIR = "/source"
 # Per-run scratch space on the data volume, shared by the steps of one DAG run.
 RUN_DIR = DATA_DIR + "/work/{{ dag.dag_id }}/{{ run_id }}"
-# The night a run processes: `--conf '{"night": "YYYY-MM-DD"}'` (params.night), else the night
+# The night a run processes: `--conf '{"night": "YYYY-MM-DD"}'` (or the UI form), else the night
 # that began the day before the run (a run at 11:00 UTC processes last night).
-NIGHT = "{{ params.night or (dag_run.run_after - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}"
+NIGHT = ("{{ (dag_run.conf or {}).get('night') or params.night"
+         " or (dag_run.run_after - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}")
 
 
 def astro_step(task_id, command, *, image=None, environment=None, settings=None, **kwargs):

@@ -43,3 +43,21 @@ def test_daily_chain_order_and_failure_watch(dagbag):
     watcher = dag.get_task("watcher")
     assert set(order) <= watcher.upstream_task_ids and watcher.trigger_rule == "one_failed"
     assert dag.get_task("download").command[-2:] == ["--night", dag.get_task("download").command[-1]]
+
+
+def test_daily_chain_waits_for_its_next_tick(dagbag):
+    """A new stack must not start a scheduled run at once for the last tick (a night it never got)."""
+    import datetime
+
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    dag = dagbag.dags["daily_chain"]
+    # The scheduler's timetable: the DAG's one as it is serialized and decoded.
+    timetable = decode_timetable(encode_timetable(dag.timetable))
+    first = timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup))
+    assert first.run_after > datetime.datetime.now(datetime.timezone.utc)
+    assert first.run_after.hour == 11 and first.run_after.minute == 0

@@ -18,18 +18,11 @@ def add_parser(sub):
     return p
 
 
-def staged_files(staging):
-    if not os.path.isdir(staging):
-        return []
-    return sorted(n for n in os.listdir(staging)
-                  if not n.startswith(".") and not n.endswith(".part") and os.path.isfile(os.path.join(staging, n)))
-
-
 def archive_night(night):
     staging = layout.night_dir("staging", night)
     raw = layout.night_dir("raw", night, create=True)
     counts = {"archived": 0, "already": 0, "quarantined": 0}
-    for name in staged_files(staging):
+    for name in layout.files_in(staging):
         src, dest = os.path.join(staging, name), os.path.join(raw, name)
         digest = sha256_file(src)
         try:
@@ -48,7 +41,7 @@ def archive_night(night):
         os.chmod(dest, 0o444)
         os.remove(src)
         counts["archived"] += 1
-    total = len([n for n in os.listdir(raw) if not n.startswith(".")])
+    total = len(layout.files_in(raw))
     print(f"night {night}: {counts['archived']} archived, {counts['already']} already archived, "
           f"{counts['quarantined']} quarantined; {total} files in {layout.relative(raw)}")
     return counts

@@ -15,7 +15,6 @@ import shutil
 from psycopg.types.json import Jsonb
 
 from downlink import StepError, db, layout, runinfo
-from downlink.archive import staged_files
 from downlink.quarantine import records
 
 GB = 1024 ** 3
@@ -49,7 +48,7 @@ def manifest_names(night):
 
 
 def file_checks(night, conn):
-    raw = set(staged_files(layout.night_dir("raw", night)))
+    raw = set(layout.files_in(layout.night_dir("raw", night)))
     quarantined = {}
     for rec in records(night):
         quarantined.setdefault(rec["stage"], set()).add(rec["filename"])

@@ -118,7 +118,7 @@ class DirectorySource:
                     return check_manifest(json.load(fh), listed)
             except ValueError as exc:
                 raise StepError(f"{listed}: manifest is not JSON: {exc}") from exc
-        names = sorted(n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n)))
+        names = layout.files_in(folder)
         return [{"name": n, "size": os.path.getsize(os.path.join(folder, n)),
                  "sha256": sha256_file(os.path.join(folder, n))} for n in names]
 

@@ -27,13 +27,6 @@ def add_parser(sub):
     return p
 
 
-def archived_files(raw):
-    if not os.path.isdir(raw):
-        return []
-    return sorted(os.path.join(raw, n) for n in os.listdir(raw)
-                  if not n.startswith(".") and os.path.isfile(os.path.join(raw, n)))
-
-
 def describe_files(night, paths):
     """(rows, rejected): one row dict per readable file; unreadable ones are quarantined."""
     rows, rejected = [], 0
@@ -81,7 +74,8 @@ def sync_quarantine(conn, night):
 
 
 def index_night(night):
-    rows, rejected = describe_files(night, archived_files(layout.night_dir("raw", night)))
+    raw = layout.night_dir("raw", night)
+    rows, rejected = describe_files(night, [os.path.join(raw, n) for n in layout.files_in(raw)])
     with db.connect() as conn:
         with conn.transaction():
             upsert_observations(conn, rows)

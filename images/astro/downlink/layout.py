@@ -49,6 +49,15 @@ def relative(path, root=None):
     return os.path.relpath(path, root or data_root())
 
 
+def files_in(folder):
+    """Names of the data files in a folder, sorted: regular files, no dotfiles, no partial
+    downloads (*.part). An absent folder has none."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder)
+                  if not n.startswith(".") and not n.endswith(".part") and os.path.isfile(os.path.join(folder, n)))
+
+
 def safe_name(name):
     """Reject file names that could escape their folder (from a manifest, say)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name or name.startswith("."):

@@ -232,18 +232,19 @@ def make_frame(camera, kind, obj, filt, exptime, start, rng, night_start, seed):
 
 def make_night(night, out, seed=42, size=256, args=None):
     """Write the night's files into out/<night>/ with a manifest; returns the manifest."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        iers.conf.auto_download = False
-        iers.conf.iers_degraded_accuracy = "ignore"
+    # Offline: no IERS download; arcsecond-level precision in airmass is more than enough here.
+    iers.conf.auto_download = False
+    iers.conf.iers_degraded_accuracy = "ignore"
     folder = os.path.join(out, str(night))
     os.makedirs(folder, exist_ok=True)
     camera = Camera(size, seed)
     plan = schedule(night, args)
     night_start = plan[0][4]
-    for index, (kind, obj, filt, exptime, start) in enumerate(plan, start=1):
-        data, header = make_frame(camera, kind, obj, filt, exptime, start, frame_rng(seed, index), night_start, seed)
-        write_frame(os.path.join(folder, f"{INSTRUMENT}.{night}.{index:04d}.fits"), data, header)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", iers.IERSStaleWarning)
+        for index, (kind, obj, filt, exptime, start) in enumerate(plan, start=1):
+            data, header = make_frame(camera, kind, obj, filt, exptime, start, frame_rng(seed, index), night_start, seed)
+            write_frame(os.path.join(folder, f"{INSTRUMENT}.{night}.{index:04d}.fits"), data, header)
     return write_manifest(folder)
 
 

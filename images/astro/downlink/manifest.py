@@ -22,8 +22,7 @@ def add_parser(sub):
 def write_manifest(directory):
     if not os.path.isdir(directory):
         raise StepError(f"{directory}: not a directory")
-    names = sorted(n for n in os.listdir(directory)
-                   if n != NAME and not n.startswith(".") and os.path.isfile(os.path.join(directory, n)))
+    names = [n for n in layout.files_in(directory) if n != NAME]
     base = os.path.basename(os.path.normpath(directory))
     try:
         night = str(layout.parse_night(base))

@@ -14,6 +14,7 @@ def write_json(path, obj):
             json.dump(obj, fh, indent=2)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are read by other services (e.g. the archive server)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -67,6 +67,7 @@ def extract(image, catalog):
             raise StepError(f"{image}: SExtractor failed ({result.returncode}): {result.stderr.strip()[-500:]}")
         table = asciitable.read(out, format="sextractor")
         # The temporary folder may be on another filesystem than the data volume: copy, then rename.
+        os.makedirs(os.path.dirname(catalog), exist_ok=True)
         partial = catalog + ".tmp"
         shutil.copyfile(out, partial)
         os.replace(partial, catalog)

@@ -44,3 +44,9 @@ def test_step_errors_exit_1_with_one_line(tmp_path, capsys):
     assert cli.main(["store-imstat", "--in", str(missing), "--run-id", "r"]) == 1
     err = capsys.readouterr().err
     assert "store-imstat: error:" in err and str(missing) in err
+
+
+def test_written_json_is_readable_by_other_users(tmp_path):
+    target = tmp_path / "m.json"
+    write_json(str(target), {})
+    assert target.stat().st_mode & 0o044 == 0o044
