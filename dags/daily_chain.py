@@ -28,7 +28,9 @@ with DAG(
     doc_md=__doc__,
     # A trigger timetable with no start_date: a new stack waits for the next tick instead of
     # starting a run at once for the last one (which would be for a night it never received).
-    schedule=CronTriggerTimetable(settings.chain_schedule, timezone="UTC", run_immediately=False),
+    # run_immediately=timedelta(0), not False: Airflow 3.3 treats False like None (run the past
+    # tick when it is less than 10% of the period old, i.e. up to 2.4 h for a daily chain).
+    schedule=CronTriggerTimetable(settings.chain_schedule, timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     params={"night": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",

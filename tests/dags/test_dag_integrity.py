@@ -45,19 +45,25 @@ def test_daily_chain_order_and_failure_watch(dagbag):
     assert dag.get_task("download").command[-2:] == ["--night", dag.get_task("download").command[-1]]
 
 
-def test_daily_chain_waits_for_its_next_tick(dagbag):
-    """A new stack must not start a scheduled run at once for the last tick (a night it never got)."""
-    import datetime
+@pytest.mark.parametrize("now", ["2026-11-25T11:00:30", "2026-11-25T13:05:00", "2026-11-25T03:00:00"])
+def test_daily_chain_waits_for_its_next_tick(dagbag, monkeypatch, now):
+    """A new stack must not start a scheduled run at once for the last tick (a night it never got),
+    however soon after that tick it comes up."""
+    import pendulum
 
+    import airflow.timetables.trigger as trigger
     from airflow.serialization.decoders import decode_timetable
     from airflow.serialization.encoders import encode_timetable
     from airflow.timetables.base import TimeRestriction
 
+    now = pendulum.parse(now, tz="UTC")
+    monkeypatch.setattr(trigger, "utcnow", lambda: now)
     dag = dagbag.dags["daily_chain"]
     # The scheduler's timetable: the DAG's one as it is serialized and decoded.
     timetable = decode_timetable(encode_timetable(dag.timetable))
     first = timetable.next_dagrun_info(
         last_automated_data_interval=None,
         restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup))
-    assert first.run_after > datetime.datetime.now(datetime.timezone.utc)
+    assert first.run_after > now
     assert first.run_after.hour == 11 and first.run_after.minute == 0
+    assert first.run_after - now <= pendulum.duration(days=1)
