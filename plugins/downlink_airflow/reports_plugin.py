@@ -1,7 +1,11 @@
 """The nightly reports in the Airflow UI: a read-only file server mounted by the api-server at
-/reports/ (a list of nights, then each night's index.html and its images), and a "Nightly
-reports" entry in the UI's navigation. The reports come from the data volume, which is mounted
-read-only into the api-server at DOWNLINK_REPORTS_DIR."""
+/reports/ (the list of nights, newest first, then each night's index.html and its images), and a
+"Nightly reports" entry under Browse in the UI's navigation, which shows /reports/ inside the UI.
+
+The reports are written by the `report` step to reports/<night>/ on the data volume, which the
+api-server mounts read-only; DOWNLINK_REPORTS_DIR (default /data/reports) says where. Only names
+of the form <YYYY-MM-DD>/<file>.{html,png,json} are served, so nothing else on the volume can be
+reached (no "..", no hidden or partial files, no folders)."""
 import html
 import os
 import re
@@ -12,7 +16,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from airflow.plugins_manager import AirflowPlugin
 
 NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-FILE = re.compile(r"^[A-Za-z0-9_.-]+\.(html|png|json)$")
+FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|png|json)$")
+URL_PREFIX = "/reports"
 
 
 def reports_dir():
@@ -20,6 +25,7 @@ def reports_dir():
 
 
 def nights():
+    """The nights that have a report, newest first."""
     root = reports_dir()
     if not os.path.isdir(root):
         return []
@@ -27,29 +33,36 @@ def nights():
                   reverse=True)
 
 
-app = FastAPI(title="Downlink nightly reports")
+# No /docs or /openapi.json: the interactive docs would pull scripts from a CDN, and there is no API here.
+app = FastAPI(title="Downlink nightly reports", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@app.get("/", response_class=HTMLResponse)
+READ = ["GET", "HEAD"]  # HEAD for link checkers and `curl -I`
+
+
+@app.api_route("/", methods=READ, response_class=HTMLResponse)
 def index():
-    items = "".join(f'<li><a href="{n}/">{n}</a></li>' for n in map(html.escape, nights())) or "<li>no reports yet</li>"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Nightly reports</title></head>" \
-           f"<body style='font-family: sans-serif'><h1>Nightly reports</h1><ul>{items}</ul></body></html>"
+    items = "".join(f'<li><a href="{n}/">{n}</a></li>' for n in map(html.escape, nights()))
+    body = f"<ul>{items}</ul>" if items else f"<p>No reports yet (looked in {html.escape(reports_dir())}).</p>"
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Nightly reports</title></head>"
+            f"<body style='font-family: sans-serif; margin: 2em'><h1>Nightly reports</h1>{body}</body></html>")
 
 
-@app.get("/{night}")
+@app.api_route("/{night}", methods=READ)
 def night_without_slash(night: str):
+    # The page links its images relatively, so it must be served from <night>/.
+    if not NIGHT.match(night):
+        raise HTTPException(status_code=404)
     return RedirectResponse(f"{night}/")
 
 
-@app.get("/{night}/")
+@app.api_route("/{night}/", methods=READ)
 def night_page(night: str):
     return report_file(night, "index.html")
 
 
-@app.get("/{night}/{name}")
+@app.api_route("/{night}/{name}", methods=READ)
 def report_file(night: str, name: str):
-    # Only a night's own files, by exact pattern: nothing else on the volume can be reached.
     if not NIGHT.match(night) or not FILE.match(name):
         raise HTTPException(status_code=404)
     path = os.path.join(reports_dir(), night, name)
@@ -60,6 +73,8 @@ def report_file(night: str, name: str):
 
 class DownlinkReportsPlugin(AirflowPlugin):
     name = "downlink_reports"
-    fastapi_apps = [{"app": app, "url_prefix": "/reports", "name": "Nightly reports"}]
-    external_views = [{"name": "Nightly reports", "href": "/reports/", "destination": "nav",
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Nightly reports"}]
+    # Airflow 3 UI: destination "nav" with category "browse" puts the entry in the Browse menu;
+    # url_route makes the UI show href inside its own page, at /plugin/nightly-reports.
+    external_views = [{"name": "Nightly reports", "href": f"{URL_PREFIX}/", "destination": "nav",
                        "category": "browse", "url_route": "nightly-reports"}]

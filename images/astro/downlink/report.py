@@ -1,15 +1,22 @@
 """`downlink report --night YYYY-MM-DD`: the nightly summary as a static HTML page with PNG plots.
 
-Writes reports/<night>/index.html, seeing_sky.png (seeing and sky over the night),
-thumbnails.png (the reduced science frames) and summary.json. It reads only the database and the
-reduced frames, so it also reports on a night whose chain failed part-way. The Airflow UI serves it
-under /reports/<night>/ ("Nightly reports" in the navigation).
+Writes into reports/<night>/ (each file replaced atomically):
+  index.html       frames per image type, quarantined files and why, master calibrations, reduced
+                   frames with their notes, IRAF imstatistics, per-frame QC (failures highlighted),
+                   diagnostics; self-contained (inline style, no scripts), images linked relatively
+  seeing_sky.png   seeing (FWHM, arcsec) and sky level over the night, per filter, with the QC limits
+  thumbnails.png   the reduced science frames, zscale-stretched
+  summary.json     the same counts, machine-readable
+It reads only the database and the reduced frames, so it also reports on a night whose chain failed
+part-way, and says so where a table is empty. The Airflow UI serves it under /reports/<night>/.
 Exit codes: 0 written; 1 failure; 2 bad usage.
 """
+import argparse
 import datetime
 import html
 import math
 import os
+import statistics
 
 import matplotlib
 
@@ -17,15 +24,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
+from astropy.nddata import block_reduce  # noqa: E402
 from astropy.visualization import ZScaleInterval  # noqa: E402
 
-from downlink import db, layout, runinfo  # noqa: E402
+from downlink import db, layout, runinfo, sources  # noqa: E402
 from downlink.outputs import write_json  # noqa: E402
+
+THUMBNAIL_PIXELS = 128  # frames are binned to at most this many pixels a side: small PNGs, visible stars
+THUMBNAIL_COLUMNS = 6
 
 
 def add_parser(sub):
-    p = sub.add_parser("report", help="write the nightly HTML report", description=__doc__)
-    p.add_argument("--night", required=True)
+    p = sub.add_parser("report", help="write the nightly HTML report", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--night", required=True, help="YYYY-MM-DD")
     return p
 
 
@@ -36,58 +48,101 @@ def query(conn, sql, night):
 
 
 def gather(conn, night):
+    """Everything the report shows, as lists of row dicts."""
+    conn.execute("SET TIME ZONE 'UTC'")  # times on the page and the plot are UTC
     return {
         "counts": query(conn, "SELECT coalesce(imagetyp, 'unknown') AS imagetyp, count(*) AS n FROM observations"
                               " WHERE night = %s GROUP BY 1 ORDER BY 1", night),
         "quarantine": query(conn, "SELECT filename, stage, reason FROM quarantine WHERE night = %s"
                                   " ORDER BY stage, filename", night),
-        "masters": query(conn, "SELECT kind, filter, instrument, n_inputs, path FROM calibration_masters"
-                               " WHERE night = %s ORDER BY kind, filter", night),
+        "masters": query(conn, "SELECT kind, filter, instrument, naxis1, naxis2, n_inputs, path"
+                               " FROM calibration_masters WHERE night = %s ORDER BY kind, filter", night),
         "frames": query(conn, """
             SELECT o.filename, o.object, o.filter, o.exptime, o.date_obs, o.airmass, r.path,
                    r.noise_raw, r.noise_reduced, array_to_string(r.notes, '; ') AS notes,
-                   i.mean AS iraf_mean, i.stddev AS iraf_stddev,
-                   q.n_sources, q.fwhm_arcsec, q.sky, q.qc_ok, array_to_string(q.qc_reasons, '; ') AS qc_reasons
+                   i.npix, i.mean, i.midpt, i.mode, i.stddev, i.min, i.max,
+                   q.n_sources, q.fwhm_pix, q.fwhm_arcsec, q.sky, q.qc_ok,
+                   array_to_string(q.qc_reasons, '; ') AS qc_reasons
             FROM reduced_frames r JOIN observations o USING (obs_id)
             LEFT JOIN iraf_stats i USING (reduced_id) LEFT JOIN frame_qc q USING (reduced_id)
-            WHERE r.night = %s ORDER BY o.date_obs, o.filename""", night),
+            WHERE r.night = %s ORDER BY o.date_obs NULLS LAST, o.filename""", night),
         "diagnostics": query(conn, "SELECT check_name, ok, message FROM diagnostics WHERE night = %s"
                                    " ORDER BY check_name", night),
     }
 
 
-def plot_seeing_sky(frames, path):
+def summarise(night, data):
+    """The machine-readable summary (summary.json)."""
+    frames = data["frames"]
+    measured = [f for f in frames if f["qc_ok"] is not None]
+    seeing = [f["fwhm_arcsec"] for f in measured if f["fwhm_arcsec"] is not None]
+    return {
+        "night": str(night),
+        "observations": {r["imagetyp"]: r["n"] for r in data["counts"]},
+        "quarantined": len(data["quarantine"]),
+        "masters": len(data["masters"]),
+        "reduced": len(frames),
+        "iraf_measured": sum(1 for f in frames if f["npix"] is not None),
+        "qc_measured": len(measured),
+        "qc_failed": [f["filename"] for f in measured if not f["qc_ok"]],
+        "median_seeing_arcsec": round(statistics.median(seeing), 3) if seeing else None,
+        "diagnostics_failed": [d["check_name"] for d in data["diagnostics"] if not d["ok"]],
+        "run_id": runinfo.run_id(),
+        "code_version": runinfo.code_version(),
+    }
+
+
+def plot_seeing_sky(frames, path, lim):
+    """Seeing and sky of the measured frames against time, one marker colour per filter."""
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    timed = [f for f in frames if f["date_obs"] is not None]
+    timed = [f for f in frames if f["date_obs"] is not None and f["qc_ok"] is not None]
     for filt in sorted({f["filter"] or "-" for f in timed}):
         sel = [f for f in timed if (f["filter"] or "-") == filt]
         t = [f["date_obs"] for f in sel]
-        ax1.plot(t, [f["fwhm_arcsec"] if f["fwhm_arcsec"] is not None else np.nan for f in sel], "o", label=filt)
-        ax2.plot(t, [f["sky"] if f["sky"] is not None else np.nan for f in sel], "s", label=filt)
+        ax1.plot(t, [np.nan if f["fwhm_arcsec"] is None else f["fwhm_arcsec"] for f in sel], "o", label=filt)
+        ax2.plot(t, [np.nan if f["sky"] is None else f["sky"] for f in sel], "s", label=filt)
+    if timed:
+        ax1.axhline(lim["max_fwhm_arcsec"], color="red", linestyle="--", linewidth=1, label="QC limit")
+        ax2.axhline(lim["max_sky"], color="red", linestyle="--", linewidth=1)
+        ax1.legend(title="filter", fontsize="small")
+        fig.autofmt_xdate()
+    else:
+        ax1.text(0.5, 0.5, "no QC measurements this night", ha="center", va="center", transform=ax1.transAxes)
     ax1.set_ylabel("seeing FWHM (arcsec)")
     ax2.set_ylabel("sky (e-/pixel)")
-    ax2.set_xlabel("time (UTC)")
-    if timed:
-        ax1.legend(title="filter", fontsize="small")
-    else:
-        ax1.text(0.5, 0.5, "no reduced frames", ha="center", va="center", transform=ax1.transAxes)
-    fig.autofmt_xdate()
+    ax2.set_xlabel("start of exposure (UTC)")
     fig.tight_layout()
     save_figure(fig, path)
 
 
+def thumbnail(path):
+    """A reduced frame binned to at most THUMBNAIL_PIXELS a side, or None if it has no readable pixels."""
+    try:
+        data = fits.getdata(path).astype(np.float32)
+    except (OSError, ValueError, IndexError):
+        return None
+    if not np.isfinite(data).any():
+        return None
+    factor = max(1, math.ceil(max(data.shape) / THUMBNAIL_PIXELS))
+    return block_reduce(data, factor, func=np.mean) if factor > 1 else data
+
+
 def plot_thumbnails(frames, path):
-    n = max(1, len(frames))
-    cols = min(6, n)
-    rows = math.ceil(n / cols)
+    """A grid of zscale thumbnails; QC failures and unreadable frames have red titles."""
+    cols = min(THUMBNAIL_COLUMNS, max(1, len(frames)))
+    rows = max(1, math.ceil(len(frames) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2.2 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, frame in zip(axes.flat, frames):
-        data = fits.getdata(os.path.join(layout.data_root(), frame["path"]))
-        vmin, vmax = ZScaleInterval().get_limits(data)
-        ax.imshow(data, origin="lower", cmap="gray", vmin=vmin, vmax=vmax)
-        ax.set_title(f"{frame['object'] or ''} {frame['filter'] or ''}\n{frame['filename']}", fontsize=6)
+        data = thumbnail(os.path.join(layout.data_root(), frame["path"]))
+        title = f"{frame['object'] or ''} {frame['filter'] or ''}\n{frame['filename']}"
+        if data is None:
+            ax.text(0.5, 0.5, "file not readable", ha="center", va="center", transform=ax.transAxes)
+        else:
+            vmin, vmax = ZScaleInterval().get_limits(data[np.isfinite(data)])
+            ax.imshow(data, origin="lower", cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(title, fontsize=6, color="red" if data is None or frame["qc_ok"] is False else "black")
     if not frames:
         axes.flat[0].text(0.5, 0.5, "no reduced frames", ha="center", va="center")
     fig.tight_layout()
@@ -95,80 +150,115 @@ def plot_thumbnails(frames, path):
 
 
 def save_figure(fig, path):
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.part")
+    try:
+        fig.savefig(tmp, dpi=90, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def cell(value, fmt=None):
-    if value is None:
+    if value is None or value == "":
         return "<td></td>"
-    if fmt and isinstance(value, (int, float)):
-        return f"<td>{format(value, fmt)}</td>"
+    if isinstance(value, bool):
+        return f"<td>{'yes' if value else 'NO'}</td>"
+    if fmt:
+        value = format(value, fmt)
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def table(rows, columns):
-    """An HTML table; columns are (key, heading, format)."""
+def table(rows, columns, empty, flag=None):
+    """An HTML table of rows; columns are (key, heading, format). Rows whose `flag` key is False are
+    highlighted; an empty table is the sentence `empty` instead."""
     if not rows:
-        return "<p class='empty'>none</p>"
+        return f"<p class='empty'>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
     body = "".join(
-        f"<tr{' class=bad' if row.get('qc_ok') is False or row.get('ok') is False else ''}>"
+        f"<tr{' class=bad' if flag and row.get(flag) is False else ''}>"
         + "".join(cell(row.get(k), f) for k, _, f in columns) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render(night, data):
-    n_bad = sum(1 for f in data["frames"] if f["qc_ok"] is False)
+FRAME_COLUMNS = [("filename", "file", None), ("object", "object", None), ("filter", "filter", None),
+                 ("date_obs", "start (UTC)", "%Y-%m-%d %H:%M:%S"), ("exptime", "exptime s", "g"), ("airmass", "airmass", ".3f"),
+                 ("noise_raw", "noise raw e-", ".1f"), ("noise_reduced", "noise reduced e-", ".1f"),
+                 ("notes", "notes", None)]
+IRAF_COLUMNS = [("filename", "file", None), ("npix", "npix", None), ("mean", "mean", ".1f"), ("midpt", "midpt", ".1f"),
+                ("mode", "mode", ".1f"), ("stddev", "stddev", ".2f"), ("min", "min", ".1f"), ("max", "max", ".1f")]
+QC_COLUMNS = [("filename", "file", None), ("n_sources", "sources", None), ("fwhm_pix", "FWHM px", ".2f"),
+              ("fwhm_arcsec", "FWHM arcsec", ".2f"), ("sky", "sky e-", ".0f"), ("qc_ok", "QC ok", None),
+              ("qc_reasons", "why not", None)]
+
+
+def render(night, data, summary, lim):
+    frames = data["frames"]
+    iraf = [f for f in frames if f["npix"] is not None]
+    qc = [f for f in frames if f["qc_ok"] is not None]
     generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    headline = (f"{len(frames)} reduced frames, {len(summary['qc_failed'])} of {len(qc)} measured outside the QC limits"
+                if frames else "No frames were reduced this night.")
+    e = html.escape
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Downlink night {night}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; color: #222; }} table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 6px; font-size: 0.9em; text-align: left; }}
-tr.bad td {{ background: #fdd; }} .empty {{ color: #888; }} img {{ max-width: 100%; }}
+tr.bad td {{ background: #fdd; }} .empty {{ color: #777; font-style: italic; }} img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Night {night}</h1>
-<p>{len(data['frames'])} reduced frames, {n_bad} outside the QC limits, {len(data['quarantine'])} quarantined files.
-Generated {generated} by {html.escape(runinfo.code_version())}, run {html.escape(runinfo.run_id())}.</p>
-<h2>Frames per type</h2>{table(data['counts'], [('imagetyp', 'type', None), ('n', 'files', None)])}
-<h2>Seeing and sky</h2><img src="seeing_sky.png" alt="seeing and sky over the night">
-<h2>Reduced science frames</h2>
-{table(data['frames'], [('filename', 'file', None), ('object', 'object', None), ('filter', 'filter', None),
-                         ('date_obs', 'start (UTC)', None), ('airmass', 'airmass', '.3f'),
-                         ('noise_raw', 'noise raw e-', '.1f'), ('noise_reduced', 'noise reduced e-', '.1f'),
-                         ('iraf_mean', 'IRAF mean', '.1f'), ('iraf_stddev', 'IRAF stddev', '.1f'),
-                         ('n_sources', 'sources', None), ('fwhm_arcsec', 'FWHM "', '.2f'), ('sky', 'sky e-', '.0f'),
-                         ('qc_reasons', 'QC', None), ('notes', 'notes', None)])}
-<h2>Thumbnails</h2><img src="thumbnails.png" alt="thumbnails of the reduced frames">
+<p>{e(headline)}; {len(data['quarantine'])} quarantined files; {len(summary['diagnostics_failed'])} failed diagnostics.
+Generated {generated} by {e(runinfo.code_version())}, run {e(runinfo.run_id())}.
+Machine-readable: <a href="summary.json">summary.json</a>. <a href="../">All nights</a>.</p>
+<h2>Observations per type</h2>
+{table(data['counts'], [('imagetyp', 'type', None), ('n', 'files', None)], 'No observations were indexed this night.')}
+<h2>Quarantined files</h2>
+{table(data['quarantine'], [('filename', 'file', None), ('stage', 'stage', None), ('reason', 'reason', None)],
+       'No files were quarantined.')}
 <h2>Master calibrations</h2>
 {table(data['masters'], [('kind', 'kind', None), ('filter', 'filter', None), ('instrument', 'instrument', None),
-                          ('n_inputs', 'frames', None), ('path', 'file', None)])}
-<h2>Quarantined files</h2>
-{table(data['quarantine'], [('filename', 'file', None), ('stage', 'stage', None), ('reason', 'reason', None)])}
+                          ('naxis1', 'width', None), ('naxis2', 'height', None), ('n_inputs', 'frames', None),
+                          ('path', 'file', None)], 'No master calibrations were made this night.')}
+<h2>Reduced science frames</h2>
+{table(frames, FRAME_COLUMNS, 'No frames were reduced this night.')}
+<h2>IRAF imstatistics (e-)</h2>
+{table(iraf, IRAF_COLUMNS, 'No IRAF statistics for this night.')}
+<h2>Quality control</h2>
+<p>Limits: at least {lim['min_sources']} sources, seeing FWHM at most {lim['max_fwhm_arcsec']:g} arcsec,
+sky at most {lim['max_sky']:g} e-/pixel. Frames outside them are highlighted.</p>
+{table(qc, QC_COLUMNS, 'No QC measurements for this night.', flag='qc_ok')}
+<h2>Seeing and sky</h2>
+<img src="seeing_sky.png" alt="seeing and sky level over the night">
+<h2>Thumbnails</h2>
+<img src="thumbnails.png" alt="thumbnails of the reduced science frames">
 <h2>Diagnostics</h2>
-{table(data['diagnostics'], [('check_name', 'check', None), ('ok', 'ok', None), ('message', 'result', None)])}
+{table(data['diagnostics'], [('check_name', 'check', None), ('ok', 'ok', None), ('message', 'result', None)],
+       'No diagnostics for this night.', flag='ok')}
 </body></html>
 """
 
 
+def write_text(path, text):
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.part")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def run(args):
     night = layout.parse_night(args.night)
+    lim = sources.limits()
     with db.connect() as conn:
         data = gather(conn, night)
+    summary = summarise(night, data)
     folder = layout.night_dir("reports", night, create=True)
-    plot_seeing_sky(data["frames"], os.path.join(folder, "seeing_sky.png"))
+    plot_seeing_sky(data["frames"], os.path.join(folder, "seeing_sky.png"), lim)
     plot_thumbnails(data["frames"], os.path.join(folder, "thumbnails.png"))
+    write_json(os.path.join(folder, "summary.json"), summary)
     page = os.path.join(folder, "index.html")
-    with open(page + ".tmp", "w") as fh:
-        fh.write(render(night, data))
-    os.replace(page + ".tmp", page)
-    write_json(os.path.join(folder, "summary.json"), {
-        "night": str(night), "counts": {r["imagetyp"]: r["n"] for r in data["counts"]},
-        "reduced": len(data["frames"]), "qc_failed": sum(1 for f in data["frames"] if f["qc_ok"] is False),
-        "quarantined": len(data["quarantine"]), "diagnostics_ok": all(d["ok"] for d in data["diagnostics"]),
-        "run_id": runinfo.run_id()})
-    print(f"night {night}: report written to {layout.relative(page)}")
+    write_text(page, render(night, data, summary, lim))
+    print(f"night {night}: {summary['reduced']} reduced frames, {len(summary['qc_failed'])} failed QC;"
+          f" report written to {layout.relative(page)}")
     return 0

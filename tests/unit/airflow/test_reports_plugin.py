@@ -1,45 +1,94 @@
-"""The reports file server (runs inside the Airflow image)."""
+"""The reports file server (runs inside the Airflow image), mounted under /reports the way the
+api-server mounts a plugin's fastapi_apps."""
 import sys
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import reports_plugin  # noqa: E402
 
+PNG = b"\x89PNG\r\n\x1a\nfake"
+
 
 @pytest.fixture
-def client(tmp_path, monkeypatch):
-    night = tmp_path / "2026-11-24"
-    night.mkdir()
+def reports(tmp_path, monkeypatch):
+    root = tmp_path / "reports"
+    night = root / "2026-11-24"
+    night.mkdir(parents=True)
     (night / "index.html").write_text("<h1>Night 2026-11-24</h1>")
-    (night / "seeing_sky.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    (tmp_path / "secret.txt").write_text("no")
-    monkeypatch.setenv("DOWNLINK_REPORTS_DIR", str(tmp_path))
-    return TestClient(reports_plugin.app)
+    (night / "seeing_sky.png").write_bytes(PNG)
+    (night / ".tmp-abc.json").write_text("{}")  # a summary being written
+    (root / "secret.txt").write_text("no")
+    (tmp_path / "passwd").write_text("root:x:0:0")
+    monkeypatch.setenv("DOWNLINK_REPORTS_DIR", str(root))
+    return root
 
 
-def test_lists_nights_newest_first(client, tmp_path):
-    (tmp_path / "2026-11-25").mkdir()
-    (tmp_path / "2026-11-25" / "index.html").write_text("x")
-    page = client.get("/").text
-    assert page.index("2026-11-25") < page.index("2026-11-24")
+@pytest.fixture
+def client(reports):
+    api_server = FastAPI()
+    for sub in reports_plugin.DownlinkReportsPlugin.fastapi_apps:
+        api_server.mount(sub["url_prefix"], sub["app"])
+    return TestClient(api_server)
+
+
+def test_lists_nights_newest_first(client, reports):
+    (reports / "2026-11-25").mkdir()
+    (reports / "2026-11-25" / "index.html").write_text("x")
+    (reports / "2026-11-26").mkdir()  # no report in it (yet): not listed
+    page = client.get("/reports/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.index('href="2026-11-25/"') < page.text.index('href="2026-11-24/"')
+    assert "2026-11-26" not in page.text
+
+
+def test_an_empty_reports_folder_says_so(client, reports, monkeypatch):
+    monkeypatch.setenv("DOWNLINK_REPORTS_DIR", str(reports / "nothing-here"))
+    assert "No reports yet" in client.get("/reports/").text
 
 
 def test_serves_a_night_and_its_images(client):
-    assert "Night 2026-11-24" in client.get("/2026-11-24/").text
-    png = client.get("/2026-11-24/seeing_sky.png")
-    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+    page = client.get("/reports/2026-11-24/")
+    assert page.status_code == 200 and "Night 2026-11-24" in page.text
+    png = client.get("/reports/2026-11-24/seeing_sky.png")
+    assert png.status_code == 200 and png.content == PNG and png.headers["content-type"] == "image/png"
+    head = client.head("/reports/2026-11-24/seeing_sky.png")
+    assert head.status_code == 200 and head.headers["content-length"] == str(len(PNG)) and not head.content
 
 
-@pytest.mark.parametrize("path", ["/2026-11-23/", "/2026-11-24/nothere.png", "/..%2Fsecret.txt/index.html",
-                                  "/2026-11-24/..%2F..%2Fsecret.txt", "/2026-11-24/secret.txt"])
+def test_a_night_without_slash_redirects_to_its_folder(client):
+    # A relative redirect: right whatever prefix a proxy puts in front of the api-server.
+    response = client.get("/reports/2026-11-24", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "2026-11-24/"
+
+
+@pytest.mark.parametrize("path", [
+    "/reports/2026-11-23/",                      # no such night
+    "/reports/2026-11-24/nothere.png",           # no such file
+    "/reports/2026-11-24/secret.txt",            # not a report file type
+    "/reports/2026-11-24/.tmp-abc.json",         # hidden (partial) file
+    "/reports/..%2F..%2Fetc/passwd",             # traversal
+    "/reports/..%2Fpasswd",
+    "/reports/2026-11-24/..%2F..%2Fpasswd",
+    "/reports/2026-11-24/..%2Fsecret.txt",
+    "/reports/%2e%2e/secret.txt",
+    "/reports/%5C%5Cevil.example",               # would be an open redirect
+])
 def test_missing_files_and_traversal_are_404(client, path):
-    assert client.get(path).status_code == 404
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 404, (path, response.status_code, response.text[:200])
+
+
+def test_no_interactive_docs(client):
+    assert client.get("/reports/docs").status_code == 404
+    assert client.get("/reports/openapi.json").status_code == 404
 
 
 def test_plugin_declares_the_app_and_a_nav_entry():
     plugin = reports_plugin.DownlinkReportsPlugin
-    assert plugin.fastapi_apps[0]["url_prefix"] == "/reports"
-    assert plugin.external_views[0]["href"] == "/reports/"
+    assert plugin.fastapi_apps == [{"app": reports_plugin.app, "url_prefix": "/reports", "name": "Nightly reports"}]
+    assert plugin.external_views == [{"name": "Nightly reports", "href": "/reports/", "destination": "nav",
+                                      "category": "browse", "url_route": "nightly-reports"}]
