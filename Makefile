@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap build env up down logs ps info test test-unit test-unit-astro test-unit-airflow test-e2e lock clean
+.PHONY: help bootstrap build env up down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-e2e lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -42,6 +42,28 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
+# The Airflow image with this checkout's dags/ and plugins/, for the registry tools.
+AIRFLOW_TOOL = docker run --rm --network none -e PYTHONPATH=/opt/airflow/plugins \
+	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
+
+check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field
+	@tools/build-images.sh $(TAG) airflow >/dev/null
+	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check
+
+deploy: build env  ## build, check, and roll the new tag into the running stack (running tasks go on)
+	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check --quiet
+	@tools/deploy.sh $(TAG)
+
+# make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
+import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into)
+	@test -n "$(CRONTAB)" || { echo "usage: make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml]" >&2; exit 2; }
+	@test -f "$(CRONTAB)" || { echo "import-crontab: $(CRONTAB): no such file" >&2; exit 2; }
+	@tools/build-images.sh $(TAG) airflow >/dev/null
+	@$(AIRFLOW_TOOL) -u "$$(id -u):$$(id -g)" -v "$(abspath $(CRONTAB)):$(abspath $(CRONTAB)):ro" \
+	  $(if $(INTO),-v "$(abspath $(dir $(INTO))):$(abspath $(dir $(INTO)))") \
+	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
+	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
+
 test: build  ## run every test: unit (in the images), then end-to-end (real stack)
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
 	@$(MAKE) --no-print-directory test-e2e
@@ -62,10 +84,10 @@ test-unit-airflow:
 	  -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro" downlink/airflow:$(TAG) \
 	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags
 
-$(VENV)/.done: requirements.txt
+$(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests \
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml \
 	  >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 

@@ -3,13 +3,16 @@ docker-compose.yaml), each with a default that works in the bundled stack."""
 import os
 from dataclasses import dataclass, field
 
+from docker.types import Mount
+
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
-FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB")
+FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS")
 
 
 @dataclass(frozen=True)
 class Settings:
     astro_image: str
+    image_tag: str
     data_volume: str
     network: str
     docker_url: str
@@ -18,12 +21,25 @@ class Settings:
     source_mount: str
     chain_schedule: str
     step_env: dict = field(default_factory=dict)
+    # Who is mailed when a step fails (unless its registry entry says otherwise).
+    alert_email: tuple = ()
+    # The optional nightly digest: one mail per chain run to these addresses (empty: off).
+    digest_email: tuple = ()
+    diagnostics_schedule: str = "@hourly"
+    diagnostics_window_minutes: float = 60
+    min_free_gb: float = 1.0
+    freshness_hours: float = 36.0
+    # Volumes the hourly health step checks besides the data volume: the database's.
+    health_mounts: tuple = ()
 
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
+        pg_volume = env.get("DOWNLINK_PG_VOLUME")
         return cls(
             astro_image=env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev"),
+            # The tag built from git and deployed with the stack (make deploy can roll a newer one).
+            image_tag=env.get("DOWNLINK_TAG") or env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev").rpartition(":")[2],
             data_volume=env.get("DOWNLINK_DATA_VOLUME", "downlink-data"),
             network=env.get("DOWNLINK_NETWORK", "downlink-net"),
             docker_url=env.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
@@ -34,4 +50,16 @@ class Settings:
             source_mount=env.get("DOWNLINK_SOURCE_MOUNT", ""),
             chain_schedule=env.get("DOWNLINK_CHAIN_SCHEDULE", "0 11 * * *"),
             step_env={k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) and v},
+            alert_email=addresses(env.get("DOWNLINK_ALERT_EMAIL", "downlink-team@localhost")),
+            digest_email=addresses(env.get("DOWNLINK_DIGEST_EMAIL", "")),
+            diagnostics_schedule=env.get("DOWNLINK_DIAGNOSTICS_SCHEDULE") or "@hourly",
+            diagnostics_window_minutes=float(env.get("DOWNLINK_DIAGNOSTICS_WINDOW_MINUTES") or 60),
+            min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
+            freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
+            health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
+
+
+def addresses(text):
+    """'a@x, b@y' -> ('a@x', 'b@y')"""
+    return tuple(a.strip() for a in (text or "").replace(";", ",").split(",") if a.strip())

@@ -16,7 +16,35 @@ NIGHT = ("{{ (dag_run.conf or {}).get('night') or params.night"
          " or (dag_run.run_after - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}")
 
 
-def astro_step(task_id, command, *, image=None, environment=None, settings=None, **kwargs):
+class StepOperator(DockerOperator):
+    """DockerOperator that, when asked (`warn_on_stderr` in the registry), reads what a successful
+    container wrote to stderr and calls `stderr_callback` with it: cron mailed whatever a job
+    printed, and some teams rely on that for warnings."""
+
+    def __init__(self, *, stderr_callback=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stderr_callback = stderr_callback
+
+    def execute(self, context):
+        if self.stderr_callback is None:
+            return super().execute(context)
+        self.auto_remove = "never"  # keep the container until its stderr has been read
+        stderr = b""
+        try:
+            result = super().execute(context)
+            stderr = self.cli.logs(self.container["Id"], stdout=False, stderr=True) or b""
+        finally:
+            if getattr(self, "container", None):
+                self.cli.remove_container(self.container["Id"], force=True)
+        lines = stderr.decode("utf-8", "replace").splitlines()
+        if lines:
+            self.log.warning("the step succeeded but wrote %d line(s) to stderr: sending a warning", len(lines))
+            context["downlink_stderr"] = lines
+            self.stderr_callback(context)
+        return result
+
+
+def astro_step(task_id, command, *, image=None, environment=None, settings=None, extra_mounts=(), **kwargs):
     """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image."""
     cfg = settings or Settings.from_env()
     env = {
@@ -30,7 +58,8 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
     mounts = [Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")]
     if cfg.source_mount:
         mounts.append(Mount(target=SOURCE_DIR, source=cfg.source_mount, type="bind", read_only=True))
-    return DockerOperator(
+    mounts.extend(extra_mounts)
+    return StepOperator(
         task_id=task_id,
         image=image or cfg.astro_image,
         command=command,

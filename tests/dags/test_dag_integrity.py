@@ -17,8 +17,12 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}, "\n".join(f"{f}: {e}" for f, e in dagbag.import_errors.items())
 
 
+# registry_check.py only reports the registry's problems; it defines no DAG on purpose.
+NO_DAG = {"registry_check.py"}
+
+
 def test_every_dag_file_defines_a_dag(dagbag):
-    files = {os.path.join(DAGS_FOLDER, f) for f in os.listdir(DAGS_FOLDER) if f.endswith(".py")}
+    files = {os.path.join(DAGS_FOLDER, f) for f in os.listdir(DAGS_FOLDER) if f.endswith(".py") and f not in NO_DAG}
     defined = {dag.fileloc for dag in dagbag.dags.values()}
     assert files <= defined, f"files without a DAG: {sorted(files - defined)}"
 
@@ -31,7 +35,7 @@ def test_dags_are_documented_and_tagged(dagbag):
 
 def test_env_check_chain(dagbag):
     dag = dagbag.dags["astro_env_check"]
-    assert [t.task_id for t in dag.topological_sort()] == ["versions", "iraf_imstat", "store_imstat"]
+    assert [t.task_id for t in dag.topological_sort()] == ["versions", "iraf_imstat", "store_imstat", "watcher"]
 
 
 def test_daily_chain_order_and_failure_watch(dagbag):

@@ -6,6 +6,7 @@ set DOWNLINK_E2E_KEEP=1 to leave it running for a post-mortem.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -23,7 +24,16 @@ TEST_ENV = {
     "DOWNLINK_DB_PORT": os.environ.get("DOWNLINK_E2E_DB_PORT", "15433"),
     # New DAG files must show up quickly in tests.
     "DOWNLINK_DAG_REFRESH_SECONDS": "10",
+    # A copy of dags/ that tests may edit (the registry tests add and break entries).
+    "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags"),
 }
+
+
+def copy_dags():
+    target = TEST_ENV["DOWNLINK_DAGS_DIR"]
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(os.path.join(ROOT, "dags"), target, ignore=shutil.ignore_patterns("__pycache__"))
+    os.chmod(target, 0o755)
 
 
 class Stack:
@@ -74,6 +84,16 @@ class Stack:
         content = self.api.get(path)["content"]
         return "\n".join(part.get("event", "") if isinstance(part, dict) else str(part) for part in content)
 
+    @property
+    def registry_path(self):
+        return os.path.join(TEST_ENV["DOWNLINK_DAGS_DIR"], "registry.yaml")
+
+    def data_file(self, path):
+        """A file's text from the stack's data volume (as a step would see it under /data)."""
+        return subprocess.run(["docker", "run", "--rm", "-v", f"{self.project}-data:/data:ro",
+                               f"downlink/astro:{self.tag}", "cat", f"/data/{path}"],
+                              check=True, capture_output=True, text=True, timeout=120).stdout
+
     def astro(self, *command):
         """Run a command in the deployed astro image, outside Airflow (as a developer would)."""
         return subprocess.run(["docker", "run", "--rm", f"downlink/astro:{self.tag}", *command],
@@ -85,6 +105,7 @@ def stack():
     os.environ.update(TEST_ENV)  # dagrun's helpers read the project and ports from here
     s = Stack()
     s.down()  # a previous run killed mid-way must not leave state behind
+    copy_dags()
     try:
         s.up()
         yield s

@@ -8,9 +8,9 @@ import sys
 
 from downlink import StepError, __version__
 from downlink import envcheck, iraf_imstat, migrate, store_imstat
-from downlink import archive, calibrate, diagnostics, download, index, iraf_stats, make_night, manifest, report, sources
+from downlink import archive, calibrate, diagnostics, download, health, index, iraf_stats, make_night, manifest, report, sources
 
-STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics, make_night, manifest, calibrate, iraf_stats, sources, report)
+STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics, make_night, manifest, calibrate, iraf_stats, sources, report, health)
 
 
 def build_parser():

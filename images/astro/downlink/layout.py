@@ -7,6 +7,7 @@
     reduced/<night>/        reduced science frames
     catalogs/<night>/       source catalogues (SExtractor)
     reports/<night>/        the nightly report (index.html and its PNG images)
+    products/<night>/<script>/  outputs of the team's scripts
     work/<dag>/<run>/       scratch space of one DAG run
 
 A night is named by the date on which it began (YYYY-MM-DD).
@@ -18,7 +19,7 @@ import re
 from downlink import StepError
 
 NIGHT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-AREAS = ("staging", "raw", "quarantine", "masters", "reduced", "catalogs", "reports", "work")
+AREAS = ("staging", "raw", "quarantine", "masters", "reduced", "catalogs", "reports", "products", "work")
 
 
 def data_root():

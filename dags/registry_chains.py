@@ -1,0 +1,11 @@
+"""Every chain of the script registry (dags/registry.yaml) as an Airflow DAG: daily_chain,
+astro_env_check and the team's own chains. This file only declares; the registry says what runs.
+
+An entry with a problem (unknown field, unknown `after`, cycle, ...) is left out together with
+what runs after it, and the rest still loads; registry_check.py shows the problems as an import
+error in the UI, and `make check` prints them before a deploy.
+"""
+from downlink_airflow.registry import default_path, load_registry
+from downlink_airflow.registry_dags import build_dags
+
+globals().update(build_dags(load_registry(default_path())))

@@ -1,0 +1,57 @@
+"""`python -m downlink_airflow.cli`: the registry's command line, run in the Airflow image
+(`make check`, `make import-crontab`).
+
+Exit codes: 0 fine; 1 the registry (or crontab) has problems, each printed naming the entry and
+the field (or the line); 2 bad usage.
+"""
+import argparse
+import sys
+
+from downlink_airflow.registry import RegistryError, default_path, load_registry
+
+
+def add_check_parser(sub):
+    p = sub.add_parser("check", help="check the script registry and print its chains",
+                       description="Check the registry as the DAG factory reads it; exit 1 on any problem.")
+    p.add_argument("registry", nargs="?", default=None, help="registry file (default: dags/registry.yaml)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print problems only")
+    p.set_defaults(run=run_check)
+
+
+def run_check(args):
+    path = args.registry or default_path()
+    try:
+        reg = load_registry(path)
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not args.quiet:
+        for name, chain in reg.chains.items():
+            scripts = reg.chain_scripts(name)
+            print(f"{name}  (schedule: {chain.schedule or 'manual'}; {len(scripts)} steps)")
+            for s in scripts:
+                after = f"  after {', '.join(s.after)}" + (" [always]" if s.when == "always" else "") if s.after else ""
+                print(f"  {s.name}{after}")
+    if reg.problems:
+        print(RegistryError(reg.problems, path), file=sys.stderr)
+        return 1
+    print(f"{path}: OK, {len(reg.chains)} chains, {len(reg.scripts)} scripts")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m downlink_airflow.cli", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_check_parser(sub)
+    try:
+        from downlink_airflow import crontab_import
+    except ImportError:  # pragma: no cover - the importer ships with the registry
+        crontab_import = None
+    if crontab_import is not None:
+        crontab_import.add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The DAG factory: one DAG per chain of the registry, one DockerOperator task per entry.
+
+Every chain gets the same shape as the built-in daily chain: a `night` parameter (default: last
+night), trigger-style scheduling that never starts a missed tick on a new stack, and a watcher
+that fails the run when any step failed (steps that run "always" would otherwise turn it green).
+"""
+from datetime import timedelta
+
+import pendulum
+
+from airflow.sdk import DAG, CronTriggerTimetable, Param
+from downlink_airflow.alerts import digest_task, failure_notifier, stderr_notifier
+from downlink_airflow.config import Settings
+from downlink_airflow.registry import Registry
+from downlink_airflow.steps import DATA_DIR, NIGHT, RUN_DIR, astro_step
+from downlink_airflow.watch import failure_watcher
+
+# What {night}, {run_dir}, {run_id}, {data} become in a command: Jinja, rendered per run.
+PLACEHOLDER_VALUES = {"night": NIGHT, "run_dir": RUN_DIR, "run_id": "{{ run_id }}", "data": DATA_DIR}
+
+
+def timetable(schedule):
+    if schedule is None:
+        return None
+    # run_immediately=timedelta(0), not False: Airflow 3.3 treats False like None and would run
+    # the last tick at once when a stack starts shortly after it (up to 10% of the period).
+    return CronTriggerTimetable(schedule, timezone="UTC", run_immediately=timedelta(0))
+
+
+def image_of(script, settings):
+    """'astro' is the deployed astro image; the tag is read when the task runs (Airflow Variable
+    downlink_image_tag, set by `make deploy`), so a deploy reaches the next task, not running ones."""
+    if script.image == "astro":
+        return "downlink/astro:{{ var.value.get('downlink_image_tag', '%s') }}" % settings.image_tag
+    return script.image
+
+
+def chain_doc(chain, scripts):
+    lines = [chain.description or f"Chain `{chain.name}` from the script registry.", "",
+             f"Schedule: `{chain.schedule or 'manual only'}` (UTC). Steps, from `registry.yaml`:", ""]
+    for s in scripts:
+        after = f" after {', '.join(s.after)}" + (" (whatever their outcome)" if s.when == "always" else "") if s.after else ""
+        lines.append(f"- **{s.name}**{after}: `{s.command if isinstance(s.command, str) else ' '.join(s.command)}`")
+    lines += ["", 'Reprocess a night: `airflow dags trigger %s --conf \'{"night": "YYYY-MM-DD"}\'`.' % chain.name]
+    return "\n".join(lines)
+
+
+def build_dag(chain, scripts, settings):
+    with DAG(
+        dag_id=chain.name,
+        description=(chain.description or f"registry chain {chain.name}")[:200],
+        doc_md=chain_doc(chain, scripts),
+        schedule=timetable(chain.schedule),
+        # No start_date for scheduled chains (see timetable); manual chains need none either.
+        start_date=None if chain.schedule else pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=chain.max_active_runs,
+        params={"night": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}-\d{2}$",
+                               description="night to process (YYYY-MM-DD); empty: last night")},
+        tags=["downlink", "registry", *chain.tags],
+    ) as dag:
+        tasks = {}
+        for s in scripts:
+            # The entry's list, else the chain's, else the team's (DOWNLINK_ALERT_EMAIL); [] = nobody.
+            recipients = next(e for e in (s.email, chain.email, settings.alert_email) if e is not None)
+            tasks[s.name] = astro_step(
+                s.name,
+                s.argv(PLACEHOLDER_VALUES),
+                image=image_of(s, settings),
+                environment={"DOWNLINK_NIGHT": NIGHT, **s.environment},
+                settings=settings,
+                retries=s.retries,
+                retry_delay=s.retry_delay,
+                execution_timeout=s.timeout,
+                mem_limit=s.memory,
+                trigger_rule=s.trigger_rule,
+                doc_md=s.description or None,
+                on_failure_callback=failure_notifier(recipients),
+                stderr_callback=stderr_notifier(recipients) if s.warn_on_stderr else None,
+            )
+        for s in scripts:
+            for dep in s.after:
+                tasks[dep] >> tasks[s.name]
+        if tasks:
+            list(tasks.values()) >> failure_watcher()
+            if settings.digest_email:
+                list(tasks.values()) >> digest_task(settings.digest_email, NIGHT)
+    return dag
+
+
+def build_dags(registry: Registry, settings=None):
+    """{dag_id: DAG} for every chain with at least one usable entry."""
+    settings = settings or Settings.from_env()
+    dags = {}
+    for name, chain in registry.chains.items():
+        scripts = registry.chain_scripts(name)
+        if scripts:
+            dags[name] = build_dag(chain, scripts, settings)
+    return dags

@@ -1,0 +1,66 @@
+"""Failure, stderr and digest mails: what they say (runs in the Airflow image; nothing is sent)."""
+import sys
+from types import SimpleNamespace
+
+sys.path.insert(0, "/opt/airflow/plugins")
+
+from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
+from downlink_airflow import alerts  # noqa: E402
+
+
+def failed(code=3, lines=60):
+    logs = [f"line {i}" for i in range(lines)] + [b"downlink calibrate: error: no master bias for 2026-11-24"]
+    return DockerContainerFailedException(f"Docker container failed: {{'Error': None, 'StatusCode': {code}}}", logs=logs)
+
+
+def test_exit_code_reason_and_tail_come_from_the_container():
+    code, reason, tail = alerts.describe_failure(failed())
+    assert code == "3"
+    assert reason == "downlink calibrate: error: no master bias for 2026-11-24"
+    assert len(tail) == alerts.OUTPUT_LINES and tail[-1] == reason
+
+
+def test_other_failures_say_what_was_raised():
+    code, reason, tail = alerts.describe_failure(TimeoutError("Timeout, PID: 12"))
+    assert code == "n/a" and reason == "TimeoutError: Timeout, PID: 12" and tail == []
+    assert alerts.describe_failure(None)[0] == "n/a"
+
+
+def context(exception=None, **extra):
+    ti = SimpleNamespace(task_id="calibrate", run_id="manual__1", try_number=3, max_tries=2,
+                         log_url="http://127.0.0.1:8080/dags/daily_chain/runs/manual__1/tasks/calibrate?try_number=3")
+    task = SimpleNamespace(environment={"DOWNLINK_NIGHT": "2026-11-24"})
+    return {"dag": SimpleNamespace(dag_id="daily_chain"), "ti": ti, "task": task, "params": {},
+            "exception": exception, **extra}
+
+
+def rendered(notifier, ctx):
+    import jinja2
+
+    ctx["downlink"] = notifier.facts(ctx)
+    env = jinja2.Environment()
+    return env.from_string(notifier.subject).render(ctx), env.from_string(notifier.html_content).render(ctx)
+
+
+def test_the_failure_mail_has_everything_the_team_needs():
+    notifier = alerts.failure_notifier(["team@example.org"])
+    exc = failed()
+    exc.logs.insert(-1, "<script>alert(1)</script>")
+    subject, body = rendered(notifier, context(exc))
+    assert subject == "[Downlink] FAILED daily_chain.calibrate night 2026-11-24 (exit 3)"
+    for fact in ("daily_chain", "calibrate", "2026-11-24", "3 of 3", "manual__1", "no master bias",
+                 "/dags/daily_chain/runs/manual__1/tasks/calibrate?try_number=3"):
+        assert fact in body, fact
+    assert "<script>" not in body and "&lt;script&gt;" in body  # container output is escaped
+    assert notifier.to == ["team@example.org"]
+
+
+def test_nobody_to_mail_means_no_notifier():
+    assert alerts.failure_notifier(()) is None and alerts.stderr_notifier([]) is None
+
+
+def test_the_stderr_warning_quotes_what_was_written():
+    notifier = alerts.stderr_notifier(["a@example.org"])
+    subject, body = rendered(notifier, context(downlink_stderr=["WARNING: 3 frames saturated"]))
+    assert "WARNING daily_chain.calibrate" in subject and "wrote to stderr" in subject
+    assert "WARNING: 3 frames saturated" in body and "1 line(s) on stderr" in body
