@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -25,7 +26,7 @@ TEST_ENV = {
     # New DAG files must show up quickly in tests.
     "DOWNLINK_DAG_REFRESH_SECONDS": "10",
     # A copy of dags/ that tests may edit (the registry tests add and break entries).
-    "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags"),
+    "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
 }
 
 
@@ -83,6 +84,11 @@ class Stack:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
         content = self.api.get(path)["content"]
         return "\n".join(part.get("event", "") if isinstance(part, dict) else str(part) for part in content)
+
+    def mails(self):
+        """Every mail the stack's SMTP server (MailDev) has received, newest last."""
+        with urllib.request.urlopen(self.mail_url + "/email", timeout=30) as resp:
+            return json.loads(resp.read())
 
     @property
     def registry_path(self):

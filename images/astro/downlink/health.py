@@ -34,6 +34,11 @@ def _raw():
     return argparse.RawDescriptionHelpFormatter
 
 
+def number(x):
+    """1000000.0 -> '1000000', 0.5 -> '0.5' (thresholds as a person wrote them)."""
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:g}"
+
+
 def volumes(spec):
     if spec is None:
         found = [("data", os.environ.get("DOWNLINK_DATA", "/data"))]
@@ -59,7 +64,7 @@ def space_checks(vols, min_free_gb):
         r["check_name"] = f"disk_space:{name}"
         r["message"] = f"{name} volume: {r['message']}"
         if not r["ok"]:
-            r["message"] += f" -- below DOWNLINK_MIN_FREE_GB={min_free_gb:g}"
+            r["message"] += f" -- below DOWNLINK_MIN_FREE_GB={number(min_free_gb)}"
         results.append(r)
     return results
 
@@ -74,7 +79,7 @@ def freshness_check(conn, max_age_hours, now=None):
     ok = age_h <= max_age_hours
     return check("freshness", ok,
                  f"newest frame indexed {age_h:.1f} h ago ({newest:%Y-%m-%d %H:%M} UTC)"
-                 + ("" if ok else f" -- older than DOWNLINK_FRESHNESS_HOURS={max_age_hours:g}"),
+                 + ("" if ok else f" -- older than DOWNLINK_FRESHNESS_HOURS={number(max_age_hours)}"),
                  age_hours=round(age_h, 2), threshold_hours=max_age_hours)
 
 

@@ -1,0 +1,103 @@
+"""Mail through the real SMTP server in the stack (MailDev): one mail per step that fails for
+good, with its exit code and output; none for a success; a warning for stderr when asked; and a
+diagnostics breach that says which threshold was crossed."""
+import time
+import uuid
+
+import pytest
+import yaml
+
+PROBES = {
+    "alert_probe": [
+        {"name": "fails_on_purpose", "command": "echo 'checking frame 17'; echo 'frame 17: saturated, giving up' >&2; exit 3",
+         "retries": 1, "retry_delay": "1s", "email": ["ops@example.org"]},
+        {"name": "fine", "command": "echo all good"},
+    ],
+    "quiet_probe": [
+        {"name": "quiet", "command": "echo nothing to report", "email": ["ops@example.org"]},
+        {"name": "chatty", "command": "echo 'WARNING: 3 frames near saturation' >&2; echo done",
+         "warn_on_stderr": True, "email": ["ops@example.org"], "after": "quiet"},
+    ],
+}
+
+
+def mails_about(stack, text):
+    return [m for m in stack.mails() if text in m["subject"]]
+
+
+def wait_for_mails(stack, text, count, timeout=120, settle=20):
+    """Wait until `count` mails about `text` arrived, then a little longer to catch any extra one."""
+    deadline = time.monotonic() + timeout
+    while len(mails_about(stack, text)) < count and time.monotonic() < deadline:
+        time.sleep(2)
+    time.sleep(settle)
+    return mails_about(stack, text)
+
+
+def trigger(stack, dag_id, conf=None):
+    run_id = f"e2e_{dag_id}_{uuid.uuid4().hex[:6]}"
+    return run_id, stack.run_dag(dag_id, run_id, conf=conf, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def probes(stack):
+    """Two manual chains added to the stack's registry for this module, removed afterwards."""
+    with open(stack.registry_path) as fh:
+        original = fh.read()
+    data = yaml.safe_load(original)
+    for chain, scripts in PROBES.items():
+        data["chains"][chain] = {"schedule": None, "description": f"e2e: {chain}"}
+        data["scripts"] += [{**s, "chain": chain} for s in scripts]
+    with open(stack.registry_path, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    for chain in PROBES:
+        stack.api.wait_for_dag(chain, timeout=240)
+    yield
+    with open(stack.registry_path, "w") as fh:
+        fh.write(original)
+
+
+def test_diagnostics_on_a_healthy_stack_pass_and_mail_nobody(stack):
+    run_id, state = trigger(stack, "diagnostics")
+    assert state == "success", stack.api.task_instances("diagnostics", run_id)
+    log = stack.task_log("diagnostics", run_id, "storage_and_data")
+    assert "disk_space:data" in log and "disk_space:database" in log and "database" in log
+    assert mails_about(stack, "diagnostics") == []
+
+
+def test_a_step_that_fails_for_good_mails_once_with_its_exit_code_and_output(stack, probes):
+    run_id, state = trigger(stack, "alert_probe")
+    assert state == "failed"
+    states = {t["task_id"]: t["state"] for t in stack.api.task_instances("alert_probe", run_id)}
+    assert states["fails_on_purpose"] == "failed" and states["fine"] == "success"
+    mails = wait_for_mails(stack, "alert_probe", 1)
+    assert len(mails) == 1, [m["subject"] for m in mails]  # one mail, not one per try, none for fine/watcher
+    mail = mails[0]
+    assert mail["subject"].startswith("[Downlink] FAILED alert_probe.fails_on_purpose night ")
+    assert mail["subject"].endswith("(exit 3)")
+    assert [t["address"] for t in mail["to"]] == ["ops@example.org"]
+    body = mail["html"]
+    for fact in ("frame 17: saturated, giving up", "checking frame 17", "2 of 2", run_id,
+                 f"/dags/alert_probe/runs/{run_id}/tasks/fails_on_purpose"):
+        assert fact in body, fact
+
+
+def test_a_successful_step_mails_nobody_unless_it_asks_for_stderr_warnings(stack, probes):
+    run_id, state = trigger(stack, "quiet_probe")
+    assert state == "success"
+    mails = wait_for_mails(stack, "quiet_probe", 1)
+    assert [m["subject"].split(" night ")[0] for m in mails] == ["[Downlink] WARNING quiet_probe.chatty"]
+    assert "WARNING: 3 frames near saturation" in mails[0]["html"]
+
+
+def test_a_diagnostics_breach_mails_what_is_wrong_and_the_threshold(stack, probes):
+    before = len(mails_about(stack, "diagnostics.storage_and_data"))
+    run_id, state = trigger(stack, "diagnostics", conf={"min_free_gb": 1000000})
+    assert state == "failed"
+    mails = wait_for_mails(stack, "diagnostics.storage_and_data", before + 1)
+    assert len(mails) == before + 1
+    body = mails[-1]["html"]
+    assert "below DOWNLINK_MIN_FREE_GB=1000000" in body and "data volume" in body, body
+    # The same run's Airflow-side check reports the probe's failed run, once.
+    airflow_side = mails_about(stack, "diagnostics.airflow_and_images")
+    assert len(airflow_side) == 1 and "alert_probe" in airflow_side[0]["html"]

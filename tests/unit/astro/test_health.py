@@ -1,0 +1,48 @@
+"""`downlink health`: the storage and freshness checks of the hourly diagnostics (no database)."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from downlink import StepError, health
+
+
+def test_volumes_default_to_the_data_volume_and_parse_name_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOWNLINK_DATA", str(tmp_path))
+    assert health.volumes(None)[0] == ("data", str(tmp_path))
+    assert health.volumes(["db=/x", "archive=/y"]) == [("db", "/x"), ("archive", "/y")]
+    with pytest.raises(StepError, match="expected NAME=PATH"):
+        health.volumes(["nonsense"])
+
+
+def test_free_space_breach_names_the_volume_and_the_threshold(tmp_path):
+    ok, = health.space_checks([("data", str(tmp_path))], 0)
+    assert ok["ok"] and ok["check_name"] == "disk_space:data"
+    bad, missing = health.space_checks([("data", str(tmp_path)), ("database", str(tmp_path / "absent"))], 1e6)
+    assert not bad["ok"] and bad["message"].startswith("data volume: ")
+    assert bad["message"].endswith("-- below DOWNLINK_MIN_FREE_GB=1000000")
+    assert not missing["ok"] and "is not mounted" in missing["message"]
+
+
+class FakeConn:
+    def __init__(self, newest):
+        self.newest = newest
+
+    def execute(self, sql):
+        assert "max(indexed_at)" in sql
+        return self
+
+    def fetchone(self):
+        return (self.newest,)
+
+
+def test_freshness():
+    now = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    assert health.freshness_check(FakeConn(now - timedelta(hours=2)), 36, now)["ok"]
+    stale = health.freshness_check(FakeConn(now - timedelta(hours=50)), 36, now)
+    assert not stale["ok"] and "50.0 h ago" in stale["message"] and "DOWNLINK_FRESHNESS_HOURS=36" in stale["message"]
+    assert health.freshness_check(FakeConn(None), 36, now)["message"] == "no frame indexed yet"
+    assert health.freshness_check(FakeConn(None), 0, now)["ok"]
+
+
+def test_numbers_read_as_written():
+    assert health.number(1000000.0) == "1000000" and health.number(0.5) == "0.5"
