@@ -52,8 +52,10 @@ def describe_failure(exception, limit=OUTPUT_LINES):
     match = EXIT_CODE.search(str(exception))
     if match:
         exit_code = match.group(1)
-        # A step prints its reason last, on stderr ("downlink STEP: error: ...").
-        reason = next((line for line in reversed(logs) if line.strip()), str(exception))
+        # A step prints its reason last, on stderr ("downlink STEP: error: ..."); out-of-memory
+        # kills say so themselves (StepOutOfMemory.reason).
+        reason = getattr(exception, "reason", None) or next(
+            (line for line in reversed(logs) if line.strip()), str(exception))
     else:
         exit_code = "n/a"
         reason = f"{type(exception).__name__}: {exception}"

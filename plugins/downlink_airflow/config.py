@@ -29,6 +29,8 @@ class Settings:
     diagnostics_window_minutes: float = 60
     min_free_gb: float = 1.0
     freshness_hours: float = 36.0
+    # A step killed for memory is rerun with twice its limit, up to this ceiling (registry: memory_max).
+    memory_ceiling: str = "8g"
     # Volumes the hourly health step checks besides the data volume: the database's.
     health_mounts: tuple = ()
 
@@ -56,6 +58,7 @@ class Settings:
             diagnostics_window_minutes=float(env.get("DOWNLINK_DIAGNOSTICS_WINDOW_MINUTES") or 60),
             min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
             freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
+            memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
             health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
 

@@ -36,7 +36,7 @@ ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
-    "memory", "environment", "email", "image", "description", "warn_on_stderr",
+    "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
 }
 DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
 CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
@@ -63,6 +63,7 @@ class Script:
     retry_delay: timedelta = timedelta(seconds=20)
     timeout: timedelta = None
     memory: str = None
+    memory_max: str = None  # out of memory: rerun with twice the memory, up to this ceiling
     environment: dict = dataclasses.field(default_factory=dict)
     email: tuple = None  # None: the chain's or the team's default; () : nobody
     image: str = "astro"
@@ -210,11 +211,13 @@ class _Checker:
                     out[field] = parse_duration(raw[field])
                 except ValueError as exc:
                     bad(field, str(exc))
-        if "memory" in raw:
-            if isinstance(raw["memory"], (str, int)) and not isinstance(raw["memory"], bool) and MEMORY.match(str(raw["memory"])):
-                out["memory"] = str(raw["memory"]).strip().lower()
-            else:
-                bad("memory", f"{raw['memory']!r} is not a memory size such as 512m or 2g")
+        for field in ("memory", "memory_max"):
+            if field in raw:
+                value = raw[field]
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and MEMORY.match(str(value)):
+                    out[field] = str(value).strip().lower()
+                else:
+                    bad(field, f"{value!r} is not a memory size such as 512m or 2g")
         if "environment" in raw:
             env = raw["environment"]
             if isinstance(env, dict) and all(isinstance(k, str) and re.match(r"^[A-Za-z_]\w*$", k) for k in env):

@@ -73,6 +73,7 @@ def build_dag(chain, scripts, settings):
                 retry_delay=s.retry_delay,
                 execution_timeout=s.timeout,
                 mem_limit=s.memory,
+                memory_ceiling=(s.memory_max or settings.memory_ceiling) if s.memory else None,
                 trigger_rule=s.trigger_rule,
                 doc_md=s.description or None,
                 on_failure_callback=failure_notifier(recipients),

@@ -3,7 +3,9 @@
 call."""
 from docker.types import Mount
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowFailException
 from downlink_airflow.config import Settings
 
 DATA_DIR = "/data"
@@ -16,26 +18,102 @@ NIGHT = ("{{ (dag_run.conf or {}).get('night') or params.night"
          " or (dag_run.run_after - macros.timedelta(days=1)).strftime('%Y-%m-%d') }}")
 
 
-class StepOperator(DockerOperator):
-    """DockerOperator that, when asked (`warn_on_stderr` in the registry), reads what a successful
-    container wrote to stderr and calls `stderr_callback` with it: cron mailed whatever a job
-    printed, and some teams rely on that for warnings."""
+MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 
-    def __init__(self, *, stderr_callback=None, **kwargs):
+
+def parse_bytes(size):
+    """'512m' -> 536870912; ints pass through; None stays None."""
+    if size is None or isinstance(size, int):
+        return size
+    text = str(size).strip().lower()
+    unit = text[-1] if text[-1:] in MEMORY_UNITS else ""
+    return int(float(text[: len(text) - len(unit)]) * MEMORY_UNITS[unit])
+
+
+def show_bytes(n):
+    for unit in ("g", "m", "k"):
+        if n % MEMORY_UNITS[unit] == 0:
+            return f"{n // MEMORY_UNITS[unit]}{unit}"
+    return str(n)
+
+
+class StepOutOfMemory(AirflowFailException):
+    """The container was killed for memory at the memory ceiling: retrying cannot help, so the
+    task fails at once (and mails) instead of using Airflow's retries."""
+
+    def __init__(self, message, logs=None):
+        super().__init__(message)
+        self.logs = logs or []
+        self.reason = message
+
+
+class StepOperator(DockerOperator):
+    """DockerOperator with what a step needs beyond running a container:
+
+    - out of memory is reported as such (the engine's OOMKilled flag), and the step is rerun at
+      once with twice the memory, rung by rung, up to `memory_ceiling` (STScI's calcloud does the
+      same one rung up); at the ceiling it fails with an out-of-memory error, without retries;
+    - with `stderr_callback` (the registry's `warn_on_stderr`), what a successful container wrote
+      to stderr is read and handed to the callback: cron mailed whatever a job printed.
+    The container is kept until it has been inspected, then removed, whatever happened.
+    """
+
+    def __init__(self, *, stderr_callback=None, memory_ceiling=None, **kwargs):
         super().__init__(**kwargs)
         self.stderr_callback = stderr_callback
+        self.memory_ceiling = memory_ceiling
+
+    def _remove(self):
+        if getattr(self, "container", None):
+            try:
+                self.cli.remove_container(self.container["Id"], force=True)
+            except Exception:  # already gone; nothing to keep
+                self.log.debug("container %s already removed", self.container["Id"])
+            self.container = None
+
+    def _oom_killed(self):
+        try:
+            return bool(self.cli.inspect_container(self.container["Id"])["State"].get("OOMKilled"))
+        except Exception:
+            return False
+
+    def next_rung(self):
+        """Twice the current limit, capped at the ceiling; None when there is no rung left."""
+        limit, ceiling = parse_bytes(self.mem_limit), parse_bytes(self.memory_ceiling)
+        if limit is None or ceiling is None or limit >= ceiling:
+            return None
+        return min(limit * 2, ceiling)
 
     def execute(self, context):
-        if self.stderr_callback is None:
-            return super().execute(context)
-        self.auto_remove = "never"  # keep the container until its stderr has been read
-        stderr = b""
-        try:
-            result = super().execute(context)
-            stderr = self.cli.logs(self.container["Id"], stdout=False, stderr=True) or b""
-        finally:
-            if getattr(self, "container", None):
-                self.cli.remove_container(self.container["Id"], force=True)
+        self.auto_remove = "never"  # inspected (OOM, stderr) before it is removed, below
+        while True:
+            self.container = None
+            try:
+                result = super().execute(context)
+            except DockerContainerFailedException as exc:
+                oom = self.container is not None and self._oom_killed()
+                self._remove()
+                if not oom:
+                    raise
+                limit = self.mem_limit and show_bytes(parse_bytes(self.mem_limit))
+                rung = self.next_rung()
+                if rung is None:
+                    raise StepOutOfMemory(
+                        f"Docker container failed: {{'StatusCode': 137}} -- out of memory: killed at its memory "
+                        f"limit {limit or '(none: the host ran out)'}"
+                        + (f", the ceiling {show_bytes(parse_bytes(self.memory_ceiling))}" if self.memory_ceiling else ""),
+                        logs=exc.logs) from exc
+                self.log.warning("out of memory at %s: running the step again with %s", limit, show_bytes(rung))
+                self.mem_limit = rung
+                continue
+            except BaseException:
+                self._remove()
+                raise
+            stderr = b""
+            if self.stderr_callback is not None:
+                stderr = self.cli.logs(self.container["Id"], stdout=False, stderr=True) or b""
+            self._remove()
+            break
         lines = stderr.decode("utf-8", "replace").splitlines()
         if lines:
             self.log.warning("the step succeeded but wrote %d line(s) to stderr: sending a warning", len(lines))

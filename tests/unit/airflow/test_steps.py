@@ -46,3 +46,85 @@ def test_step_thresholds_are_forwarded_but_not_secrets():
     assert env["DOWNLINK_QC_MIN_SOURCES"] == "9" and env["DOWNLINK_MIN_FREE_GB"] == "5"
     assert "DOWNLINK_QC_MAX_SKY" not in env and "DOWNLINK_ADMIN_PASSWORD" not in env
     assert "secret" not in repr(env)
+
+
+# --- out of memory: reported as such, rerun one rung up, failed at the ceiling ---------------
+import pytest  # noqa: E402
+
+from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
+from airflow.providers.docker.operators.docker import DockerOperator  # noqa: E402
+from downlink_airflow import steps  # noqa: E402
+
+
+def test_memory_sizes_parse_and_print():
+    assert steps.parse_bytes("512m") == 512 * 1024 ** 2 and steps.parse_bytes("2G") == 2 * 1024 ** 3
+    assert steps.show_bytes(steps.parse_bytes("1536m")) == "1536m" and steps.show_bytes(2 * 1024 ** 3) == "2g"
+
+
+class FakeCli:
+    def __init__(self, oom_until):
+        self.oom_until, self.runs, self.removed = oom_until, [], []
+
+    def inspect_container(self, cid):
+        return {"State": {"OOMKilled": True}}
+
+    def remove_container(self, cid, force=False):
+        self.removed.append(cid)
+
+    def logs(self, cid, stdout=True, stderr=True):
+        return b""
+
+
+@pytest.fixture
+def ladder(monkeypatch):
+    """A StepOperator whose container runs out of memory below `oom_until` bytes."""
+    def make(memory, ceiling, oom_until):
+        op = astro_step("heavy", ["reduce"], settings=settings(), mem_limit=memory, memory_ceiling=ceiling)
+        cli = FakeCli(oom_until)
+        monkeypatch.setattr(type(op), "cli", property(lambda self: cli))
+
+        def fake_execute(self, context):
+            limit = steps.parse_bytes(self.mem_limit)
+            self.container = {"Id": f"c{len(cli.runs)}"}
+            cli.runs.append(limit)
+            if limit < cli.oom_until:
+                raise DockerContainerFailedException("Docker container failed: {'StatusCode': 137}", logs=["allocating"])
+            return "done"
+        monkeypatch.setattr(DockerOperator, "execute", fake_execute)
+        return op, cli
+    return make
+
+
+def test_out_of_memory_reruns_one_rung_up_until_it_fits(ladder):
+    op, cli = ladder("64m", "512m", 200 * 1024 ** 2)
+    assert op.execute({}) == "done"
+    assert [steps.show_bytes(n) for n in cli.runs] == ["64m", "128m", "256m"]
+    assert cli.removed == ["c0", "c1", "c2"]  # every container removed, failed or not
+
+
+def test_out_of_memory_at_the_ceiling_fails_without_retries_and_says_so(ladder):
+    from airflow.sdk.exceptions import AirflowFailException
+    from downlink_airflow.alerts import describe_failure
+
+    op, cli = ladder("64m", "128m", 10 ** 12)
+    with pytest.raises(steps.StepOutOfMemory) as err:
+        op.execute({})
+    assert isinstance(err.value, AirflowFailException)  # no Airflow retry: it cannot fit
+    assert [steps.show_bytes(n) for n in cli.runs] == ["64m", "128m"]
+    code, reason, tail = describe_failure(err.value)
+    assert code == "137"
+    assert "out of memory: killed at its memory limit 128m, the ceiling 128m" in reason and tail == ["allocating"]
+
+
+def test_other_failures_are_not_retried_in_place(ladder, monkeypatch):
+    op, cli = ladder("64m", "1g", 0)
+    monkeypatch.setattr(FakeCli, "inspect_container", lambda self, cid: {"State": {"OOMKilled": False}})
+
+    def failing(self, context):
+        self.container = {"Id": "x"}
+        cli.runs.append(1)
+        raise DockerContainerFailedException("Docker container failed: {'StatusCode': 1}", logs=["boom"])
+    monkeypatch.setattr(DockerOperator, "execute", failing)
+    with pytest.raises(DockerContainerFailedException):
+        op.execute({})
+    assert cli.runs == [1] and cli.removed == ["x"]
