@@ -1,5 +1,6 @@
 """Faults the chain must survive, injected into the real stack. Each test says what it injects
 and checks the state afterwards."""
+import time
 import uuid
 
 import pytest
@@ -53,3 +54,156 @@ def test_out_of_memory_is_named_rerun_one_rung_up_and_mailed_at_the_ceiling(stac
     assert mails[0]["subject"].endswith("(exit 137)")
     assert "out of memory: killed at its memory limit 128m, the ceiling 128m" in mails[0]["html"]
     assert not mails_about(stack, "oom_probe.grows")
+
+
+# --- bad input from the archive, and the archive going away ---------------------------------
+DAG = "daily_chain"
+BAD_NIGHT = "2001-01-01"
+PUBLISH_BAD_NIGHT = r'''
+import hashlib, io, json, os
+import numpy as np
+from astropy.io import fits
+
+night = "/srv/archive/2001-01-01"
+os.makedirs(night, exist_ok=True)
+
+def fits_bytes(value, **cards):
+    hdu = fits.PrimaryHDU(np.full((32, 32), value, dtype=np.float32))
+    for key, val in cards.items():
+        hdu.header[key.replace("_", "-")] = val
+    buf = io.BytesIO()
+    hdu.writeto(buf)
+    return buf.getvalue()
+
+good = fits_bytes(1, IMAGETYP="object", OBJECT="M31", DATE_OBS="2001-01-01T22:00:00", EXPTIME=30.0)
+spaced = fits_bytes(2, IMAGETYP="object", OBJECT="M1", DATE_OBS="2001-01-01T23:00:00", EXPTIME=30.0)
+absurd = fits_bytes(3, IMAGETYP="object", OBJECT="X", DATE_OBS="9999-99-99T99:99:99", EXPTIME=-5.0,
+                    AIRMASS=1e30, RA="not a number", DEC="also not")
+no_end = good.replace(b"END" + b" " * 77, b" " * 80, 1)
+served = {  # name: (bytes served, bytes the manifest describes)
+    "good.fits": (good, good),
+    "with space \u00e9t\u00e9.fits": (spaced, spaced),
+    "absurd.fits": (absurd, absurd),
+    "not_fits.fits": (b"SIMPLE? no: this is a text file\n" * 100,) * 2,
+    "no_end.fits": (no_end, no_end),
+    "empty.fits": (b"", b""),
+    "truncated.fits": (good[:3000], good),
+    "bad_checksum.fits": (good, None),
+}
+entries = []
+for name, (data, described) in served.items():
+    with open(os.path.join(night, name), "wb") as fh:
+        fh.write(data)
+    if described is None:
+        entries.append({"name": name, "size": len(data), "sha256": "0" * 64})
+    else:
+        entries.append({"name": name, "size": len(described), "sha256": hashlib.sha256(described).hexdigest()})
+entries.append({"name": "../../etc/evil.fits", "size": 2880, "sha256": "1" * 64})
+with open(os.path.join(night, "manifest.json"), "w") as fh:
+    json.dump({"files": entries}, fh)
+'''
+REJECTED = {  # name: what the reason must say
+    "not_fits.fits": "FITS", "no_end.fits": "END", "empty.fits": "", "truncated.fits": "truncated on the server",
+    "bad_checksum.fits": "does not match the manifest", "../../etc/evil.fits": "rejected",
+}
+
+
+def chain_run(stack, night, wait=True):
+    from dagrun import trigger as airflow_trigger
+
+    run_id = f"e2e_fault_{uuid.uuid4().hex[:6]}"
+    if not wait:
+        stack.api.wait_for_dag(DAG)
+        airflow_trigger(DAG, run_id, {"night": night})
+        return run_id, None
+    return run_id, stack.run_dag(DAG, run_id, conf={"night": night}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def bad_night(stack):
+    """Injected: a night whose archive serves non-FITS, a missing END card, a 0-byte file, a file
+    truncated on the server, a wrong checksum, absurd header values, a name with spaces and
+    accents, and a manifest entry pointing outside the archive (../../etc)."""
+    import subprocess
+
+    subprocess.run(["docker", "run", "--rm", "-i", "-v", f"{stack.project}-archive-src:/srv/archive",
+                    f"downlink/astro:{stack.tag}", "python3", "-"], input=PUBLISH_BAD_NIGHT, text=True,
+                   check=True, capture_output=True, timeout=120)
+    return chain_run(stack, BAD_NIGHT)
+
+
+def test_bad_input_is_quarantined_with_reasons_and_the_night_goes_on(stack, bad_night):
+    run_id, state = bad_night
+    tis = {t["task_id"]: t for t in stack.api.task_instances(DAG, run_id)}
+    assert state == "success", {k: v["state"] for k, v in tis.items()}
+    assert tis["download"]["try_number"] == 1  # nothing to retry: every bad file is bad for good
+    with stack.archive_db() as conn:
+        rejected = dict(conn.execute(
+            "SELECT filename, reason FROM quarantine WHERE night = %s AND stage = 'download'", (BAD_NIGHT,)))
+        indexed = dict(conn.execute("SELECT filename, sha256 FROM observations WHERE night = %s", (BAD_NIGHT,)))
+    assert set(rejected) == set(REJECTED), rejected
+    for name, says in REJECTED.items():
+        assert says in rejected[name], (name, rejected[name])
+    assert set(indexed) == {"good.fits", "with space \u00e9t\u00e9.fits", "absurd.fits"}
+    listing = stack.data_file(f"staging/{BAD_NIGHT}/.manifest.json")
+    import json
+
+    described = {e["name"]: e["sha256"] for e in json.loads(listing)["files"]}
+    assert all(indexed[name] == described[name] for name in indexed)  # the archive holds what was published
+
+
+def test_nothing_is_written_outside_the_archive(stack, bad_night):
+    import subprocess
+
+    found = subprocess.run(["docker", "run", "--rm", "-v", f"{stack.project}-data:/data:ro", f"downlink/astro:{stack.tag}",
+                            "sh", "-c", "find / -xdev -name 'evil*' 2>/dev/null; find /data -name 'evil*'"],
+                           capture_output=True, text=True, timeout=120).stdout
+    assert found.strip() == ""
+
+
+def test_absurd_header_values_are_left_empty_with_a_note_not_guessed(stack, bad_night):
+    with stack.archive_db() as conn:
+        row = conn.execute("SELECT date_obs, exptime, airmass, ra, dec, array_to_string(notes, ' | ') "
+                           "FROM observations WHERE night = %s AND filename = 'absurd.fits'", (BAD_NIGHT,)).fetchone()
+    date_obs, exptime, airmass, ra, dec, notes = row
+    assert date_obs is None and ra is None and dec is None, row
+    assert notes, row
+
+
+def test_archive_server_down_at_the_start_then_back(stack, bad_night):
+    """Injected: archive-server stopped before the run; started again after the first failed try."""
+    stack.compose("stop", "archive-server")
+    try:
+        run_id, _ = chain_run(stack, BAD_NIGHT, wait=False)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            ti = stack.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/download")
+            if ti["state"] == "up_for_retry":
+                break
+            time.sleep(1)
+        assert ti["state"] == "up_for_retry", ti["state"]
+    finally:
+        stack.compose("start", "archive-server")
+    assert stack.api.wait_for_run(DAG, run_id, timeout=900) == "success"
+    ti = stack.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/download")
+    assert ti["try_number"] >= 2
+    assert not mails_about(stack, f"{DAG}.download")
+
+
+def test_archive_server_down_for_good_mails_once_and_stores_nothing(stack, bad_night):
+    """Injected: archive-server stopped for the whole run (all of download's tries)."""
+    from test_daily_chain import table_counts
+
+    before = table_counts(stack)
+    stack.compose("stop", "archive-server")
+    try:
+        run_id, state = chain_run(stack, "2001-01-02")
+    finally:
+        stack.compose("start", "archive-server")
+    assert state == "failed"
+    ti = stack.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/download")
+    assert ti["state"] == "failed" and ti["try_number"] == 3
+    mails = wait_for_mails(stack, f"{DAG}.download", 1)
+    assert len(mails) == 1 and "unreachable" in mails[0]["html"], [m["subject"] for m in mails]
+    after = table_counts(stack)
+    assert {k: v for k, v in after.items() if k != "diagnostics"} == {k: v for k, v in before.items() if k != "diagnostics"}

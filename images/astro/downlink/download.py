@@ -82,7 +82,7 @@ class HttpSource:
         except ValueError as exc:
             raise StepError(f"{url}: manifest is not JSON: {exc}") from exc
 
-    def fetch(self, night, name, part):
+    def fetch(self, night, name, part, size=None):
         """Fetch into `part`, resuming it if present. Returns None, or a permanent-failure reason."""
         url = f"{self.base}/{night}/{requests.utils.quote(name)}"
         have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -91,9 +91,17 @@ class HttpSource:
             if resp.status_code == 404:
                 return "listed in the manifest but not on the server (HTTP 404)"
             if resp.status_code == 416:  # nothing left to fetch: the part file is complete (or too long)
+                if size is not None and have < size:
+                    return f"the server's copy ends at {have} bytes; the manifest says {size} (truncated on the server)"
                 return None
             if resp.status_code not in (200, 206):
                 raise StepError(f"{url}: HTTP {resp.status_code}")
+            offered = resp.headers.get("Content-Length")
+            start = have if resp.status_code == 206 else 0
+            if size is not None and offered is not None and offered.isdigit() and start + int(offered) < size:
+                # The server declares less than the manifest: its copy is short, not our transfer.
+                return (f"the server's copy is {start + int(offered)} bytes; the manifest says {size} "
+                        "(truncated on the server)")
             mode = "ab" if resp.status_code == 206 else "wb"
             with open(part, mode) as fh:
                 for block in resp.iter_content(CHUNK):
@@ -122,7 +130,7 @@ class DirectorySource:
         return [{"name": n, "size": os.path.getsize(os.path.join(folder, n)),
                  "sha256": sha256_file(os.path.join(folder, n))} for n in names]
 
-    def fetch(self, night, name, part):
+    def fetch(self, night, name, part, size=None):
         src = os.path.join(self.root, str(night), name)
         if not os.path.exists(src):
             return "listed in the manifest but not in the source folder"
@@ -183,7 +191,7 @@ def download_night(source, night):
             continue
         part = os.path.join(staging, name + ".part")
         try:
-            reason = source.fetch(night, name, part)
+            reason = source.fetch(night, name, part, entry["size"])
         except (requests.RequestException, OSError) as exc:
             interrupted.append(f"{name}: {exc}")
             continue

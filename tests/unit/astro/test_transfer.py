@@ -111,6 +111,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            if start >= len(data):  # as nginx does: nothing at or after that offset
+                self.send_error(416)
+                return
             self.send_response(206)
         else:
             self.send_response(200)
@@ -154,3 +157,30 @@ def test_http_download_is_resumed_after_a_cut(http_archive, data_root):
 def test_http_source_unreachable_is_a_step_error(data_root):
     with pytest.raises(StepError, match="unreachable"):
         download.download_night(download.make_source("http://127.0.0.1:9"), NIGHT)
+
+
+def test_a_file_truncated_on_the_server_is_quarantined_and_the_night_goes_on(http_archive, data_root):
+    root, url = http_archive
+    good, short = fits_bytes(1), fits_bytes(2)
+    night = publish(root, {"good.fits": good, "short.fits": short})
+    (night / "short.fits").write_bytes(short[:4000])  # the manifest still lists the full file
+    counts = download.download_night(download.make_source(url), NIGHT)
+    assert counts == {"listed": 2, "downloaded": 1, "skipped": 0, "quarantined": 1}
+    reason = quarantine.find(NIGHT, "short.fits", "download")["reason"]
+    assert f"the server's copy is 4000 bytes; the manifest says {len(short)} (truncated on the server)" in reason
+    assert not (data_root / "staging" / NIGHT / "short.fits").exists()
+
+
+def test_a_resumed_file_the_server_cannot_complete_is_quarantined(http_archive, data_root):
+    """A cut transfer is resumed; when the server has nothing more (416), the file is short for good."""
+    root, url = http_archive
+    payload = fits_bytes(3)
+    night = publish(root, {"a.fits": payload})
+    RangeHandler.cut_after = 3000
+    with pytest.raises(StepError, match="cut short"):
+        download.download_night(download.make_source(url), NIGHT)
+    RangeHandler.cut_after = None
+    (night / "a.fits").write_bytes(payload[:3000])  # meanwhile the server's copy got truncated
+    counts = download.download_night(download.make_source(url), NIGHT)
+    assert counts["quarantined"] == 1
+    assert "the server's copy ends at 3000 bytes" in quarantine.find(NIGHT, "a.fits", "download")["reason"]
