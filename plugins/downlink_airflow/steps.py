@@ -1,6 +1,10 @@
 """`astro_step`: a pipeline step as a DockerOperator in the astro image, with Downlink's wiring
 (data volume, network, database credentials, run identity) so that a DAG declares a step in one
 call."""
+import hashlib
+import re
+
+from docker import errors as docker_errors
 from docker.types import Mount
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
@@ -84,8 +88,45 @@ class StepOperator(DockerOperator):
             return None
         return min(limit * 2, ceiling)
 
+    @staticmethod
+    def container_name_for(ti):
+        """One name per task instance, the same for every try: a retry finds what an earlier try
+        left running when its worker was lost (scheduler killed, host rebooted)."""
+        run = hashlib.sha1(ti.run_id.encode()).hexdigest()[:12]
+        index = f"-{ti.map_index}" if getattr(ti, "map_index", -1) not in (None, -1) else ""
+        return re.sub(r"[^a-zA-Z0-9_.-]", "_", f"downlink-{ti.dag_id}-{ti.task_id}{index}-{run}")
+
+    def adopt_orphan(self):
+        """If an earlier try's container is still there, finish with it instead of starting the
+        step a second time: wait for it if it runs; a clean exit is this try's success (the
+        step's effect happened once). Returns (True, result) when adopted, (False, None) else."""
+        try:
+            info = self.cli.inspect_container(self.container_name)
+        except docker_errors.NotFound:
+            return False, None
+        self.container = {"Id": info["Id"]}
+        if info["State"].get("Running"):
+            self.log.warning("container %s of an earlier try is still running (its worker was lost): "
+                             "waiting for it instead of starting the step again", self.container_name)
+            code = self.cli.wait(self.container["Id"])["StatusCode"]
+        else:
+            code = info["State"].get("ExitCode")
+        lines = (self.cli.logs(self.container["Id"]) or b"").decode("utf-8", "replace").splitlines()
+        for line in lines:
+            self.log.info("%s", line)
+        self._remove()
+        if code == 0:
+            self.log.warning("the earlier try's container finished successfully: not running the step again")
+            return True, (lines[-1] if lines and self.do_xcom_push else None)
+        self.log.warning("the earlier try's container ended with exit code %s: running the step again", code)
+        return False, None
+
     def execute(self, context):
         self.auto_remove = "never"  # inspected (OOM, stderr) before it is removed, below
+        self.container_name = self.container_name_for(context["ti"])
+        adopted, result = self.adopt_orphan()
+        if adopted:
+            return result
         while True:
             self.container = None
             try:

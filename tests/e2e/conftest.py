@@ -25,6 +25,8 @@ TEST_ENV = {
     "DOWNLINK_DB_PORT": os.environ.get("DOWNLINK_E2E_DB_PORT", "15433"),
     # New DAG files must show up quickly in tests.
     "DOWNLINK_DAG_REFRESH_SECONDS": "10",
+    # A lost worker's task is retried sooner (the scheduler-kill test).
+    "DOWNLINK_TASK_HEARTBEAT_TIMEOUT": "60",
     # A copy of dags/ that tests may edit (the registry tests add and break entries).
     "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
 }

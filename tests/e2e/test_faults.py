@@ -10,6 +10,10 @@ from test_alerts import mails_about, wait_for_mails
 
 ALLOCATE = "python3 -c \"x = bytearray({mb} * 1024 * 1024); print('allocated {mb} MB')\""
 PROBE = {
+    "restart_probe": [
+        # 30 s of "work", then its one effect: a line in a file on the data volume.
+        {"name": "slow_effect", "command": "sleep 30; mkdir -p {data}/work; echo '{run_id}' >> {data}/work/restart_probe_effects.txt"},
+    ],
     "oom_probe": [
         # Needs ~160 MB: killed at 64m and 128m, fits at 256m.
         {"name": "grows", "command": ALLOCATE.format(mb=150), "memory": "64m", "memory_max": "256m",
@@ -207,3 +211,28 @@ def test_archive_server_down_for_good_mails_once_and_stores_nothing(stack, bad_n
     assert len(mails) == 1 and "unreachable" in mails[0]["html"], [m["subject"] for m in mails]
     after = table_counts(stack)
     assert {k: v for k, v in after.items() if k != "diagnostics"} == {k: v for k, v in before.items() if k != "diagnostics"}
+
+
+def test_scheduler_killed_mid_run_the_run_completes_and_the_effect_happens_once(stack, probes):
+    """Injected: the scheduler container (which runs the tasks) killed while a step runs, then
+    started again."""
+    from dagrun import trigger as airflow_trigger
+
+    run_id = f"e2e_kill_{uuid.uuid4().hex[:6]}"
+    stack.api.wait_for_dag("restart_probe")
+    airflow_trigger("restart_probe", run_id)
+    path = f"/api/v2/dags/restart_probe/dagRuns/{run_id}/taskInstances/slow_effect"
+    deadline = time.monotonic() + 180
+    while stack.api.get(path)["state"] != "running" and time.monotonic() < deadline:
+        time.sleep(1)
+    time.sleep(5)  # the step's container is up and sleeping
+    stack.compose("kill", "scheduler")
+    time.sleep(5)
+    stack.compose("start", "scheduler")
+    assert stack.api.wait_for_run("restart_probe", run_id, timeout=600) == "success"
+    ti = stack.api.get(path)
+    assert ti["try_number"] >= 2  # the first try was lost with its worker
+    log = stack.task_log("restart_probe", run_id, "slow_effect", try_number=ti["try_number"])
+    assert "not running the step again" in log, log[-3000:]
+    effects = stack.data_file("work/restart_probe_effects.txt").split()
+    assert effects.count(run_id) == 1, effects

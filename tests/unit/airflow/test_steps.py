@@ -49,6 +49,8 @@ def test_step_thresholds_are_forwarded_but_not_secrets():
 
 
 # --- out of memory: reported as such, rerun one rung up, failed at the ceiling ---------------
+from types import SimpleNamespace  # noqa: E402
+
 import pytest  # noqa: E402
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
@@ -61,26 +63,38 @@ def test_memory_sizes_parse_and_print():
     assert steps.show_bytes(steps.parse_bytes("1536m")) == "1536m" and steps.show_bytes(2 * 1024 ** 3) == "2g"
 
 
+TI = SimpleNamespace(dag_id="night", task_id="heavy", run_id="manual__2026-11-25T14:00:00+00:00", map_index=-1)
+CONTEXT = {"ti": TI}
+
+
 class FakeCli:
-    def __init__(self, oom_until):
-        self.oom_until, self.runs, self.removed = oom_until, [], []
+    def __init__(self, oom_until, orphan=None):
+        self.oom_until, self.runs, self.removed, self.orphan = oom_until, [], [], orphan
 
     def inspect_container(self, cid):
+        if cid.startswith("downlink-"):  # looked up by name: an earlier try's container?
+            if self.orphan is None:
+                import docker.errors
+                raise docker.errors.NotFound("no such container")
+            return {"Id": "orphan", "State": self.orphan}
         return {"State": {"OOMKilled": True}}
+
+    def wait(self, cid):
+        return {"StatusCode": self.orphan["ExitCode"]}
 
     def remove_container(self, cid, force=False):
         self.removed.append(cid)
 
     def logs(self, cid, stdout=True, stderr=True):
-        return b""
+        return b"earlier output\nlast line\n" if cid == "orphan" else b""
 
 
 @pytest.fixture
 def ladder(monkeypatch):
     """A StepOperator whose container runs out of memory below `oom_until` bytes."""
-    def make(memory, ceiling, oom_until):
+    def make(memory, ceiling, oom_until, orphan=None):
         op = astro_step("heavy", ["reduce"], settings=settings(), mem_limit=memory, memory_ceiling=ceiling)
-        cli = FakeCli(oom_until)
+        cli = FakeCli(oom_until, orphan)
         monkeypatch.setattr(type(op), "cli", property(lambda self: cli))
 
         def fake_execute(self, context):
@@ -97,7 +111,7 @@ def ladder(monkeypatch):
 
 def test_out_of_memory_reruns_one_rung_up_until_it_fits(ladder):
     op, cli = ladder("64m", "512m", 200 * 1024 ** 2)
-    assert op.execute({}) == "done"
+    assert op.execute(CONTEXT) == "done"
     assert [steps.show_bytes(n) for n in cli.runs] == ["64m", "128m", "256m"]
     assert cli.removed == ["c0", "c1", "c2"]  # every container removed, failed or not
 
@@ -108,7 +122,7 @@ def test_out_of_memory_at_the_ceiling_fails_without_retries_and_says_so(ladder):
 
     op, cli = ladder("64m", "128m", 10 ** 12)
     with pytest.raises(steps.StepOutOfMemory) as err:
-        op.execute({})
+        op.execute(CONTEXT)
     assert isinstance(err.value, AirflowFailException)  # no Airflow retry: it cannot fit
     assert [steps.show_bytes(n) for n in cli.runs] == ["64m", "128m"]
     code, reason, tail = describe_failure(err.value)
@@ -118,7 +132,9 @@ def test_out_of_memory_at_the_ceiling_fails_without_retries_and_says_so(ladder):
 
 def test_other_failures_are_not_retried_in_place(ladder, monkeypatch):
     op, cli = ladder("64m", "1g", 0)
-    monkeypatch.setattr(FakeCli, "inspect_container", lambda self, cid: {"State": {"OOMKilled": False}})
+    original = FakeCli.inspect_container
+    monkeypatch.setattr(FakeCli, "inspect_container", lambda self, cid: original(self, cid) if cid.startswith("downlink-")
+                        else {"State": {"OOMKilled": False}})
 
     def failing(self, context):
         self.container = {"Id": "x"}
@@ -126,5 +142,24 @@ def test_other_failures_are_not_retried_in_place(ladder, monkeypatch):
         raise DockerContainerFailedException("Docker container failed: {'StatusCode': 1}", logs=["boom"])
     monkeypatch.setattr(DockerOperator, "execute", failing)
     with pytest.raises(DockerContainerFailedException):
-        op.execute({})
+        op.execute(CONTEXT)
     assert cli.runs == [1] and cli.removed == ["x"]
+
+
+def test_container_names_are_stable_per_task_instance_and_valid():
+    name = steps.StepOperator.container_name_for(TI)
+    assert name == steps.StepOperator.container_name_for(TI)
+    assert name.startswith("downlink-night-heavy-") and all(c.isalnum() or c in "_.-" for c in name)
+
+
+def test_an_orphan_that_finished_well_is_this_try_s_success(ladder):
+    """The worker was lost while the container ran; it finished: the step must not run twice."""
+    op, cli = ladder("64m", "1g", 0, orphan={"Running": True, "ExitCode": 0})
+    assert op.execute(CONTEXT) == "last line"
+    assert cli.runs == [] and cli.removed == ["orphan"]
+
+
+def test_an_orphan_that_failed_is_removed_and_the_step_runs_again(ladder):
+    op, cli = ladder("64m", "1g", 0, orphan={"Running": False, "ExitCode": 1})
+    assert op.execute(CONTEXT) == "done"
+    assert len(cli.runs) == 1 and cli.removed == ["orphan", "c0"]
