@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap build env up down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-e2e lock clean
+.PHONY: help bootstrap build env up down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -42,6 +42,15 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
+.PHONY: backup restore
+backup:  ## dump the archive and Airflow databases into backups/<UTC time>/ (BACKUP_DIR=dir to choose)
+	@tools/backup.sh dump $(BACKUP_DIR)
+
+# make restore BACKUP=backups/<time> [INTO_NEW=suffix: only restore into archive_<suffix>, airflow_<suffix>]
+restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INTO_NEW=name to only inspect it)
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/<time> [INTO_NEW=suffix]" >&2; exit 2; }
+	@tools/backup.sh restore "$(BACKUP)" $(if $(INTO_NEW),--into-new "$(INTO_NEW)")
+
 # The Airflow image with this checkout's dags/ and plugins/, for the registry tools.
 AIRFLOW_TOOL = docker run --rm --network none -e PYTHONPATH=/opt/airflow/plugins \
 	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
@@ -65,11 +74,15 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
 
 test: build  ## run every test: unit (in the images), then end-to-end (real stack)
-	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
+	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
 	@$(MAKE) --no-print-directory test-e2e
 
 test-unit: build  ## unit tests and the DAG-integrity test
-	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow
+	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
+
+# The proxy's policy and HTTP tests, then the same proxy image against the real engine.
+test-unit-docker-proxy: $(VENV)/.done
+	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
 
@@ -87,11 +100,15 @@ test-unit-airflow:
 $(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml \
-	  >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
+	  selenium==4.51.0 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
-test-e2e: build $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
+.PHONY: browser
+browser:  # chromium and chromedriver for the browser e2e test (apt, when missing)
+	@tools/bootstrap.sh browser
+
+test-e2e: build browser $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e
 
 lock:  ## re-resolve requirements.txt (needs PyPI)

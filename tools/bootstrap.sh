@@ -6,7 +6,8 @@
 #   4. the Python wheelhouse for the Airflow image (host-side `pip download`; containers here
 #      cannot reach PyPI over TLS, and it makes image builds offline and reproducible)
 #   5. the maildev npm package for the mail image (same reason)
-# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|all]   (default: all)
+#   6. browser (not part of `all`; the browser e2e test's): Debian's chromium and chromium-driver
+# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|browser|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -113,12 +114,22 @@ ensure_maildev() {
     || die "npm install maildev@$MAILDEV_VERSION failed"
 }
 
+# Debian's chromium and its chromedriver, for tests/e2e/test_ui_browser.py (a browser of a test
+# tool's own download cannot be fetched here, and apt's stays in step with its driver).
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  is_root_debian || die "the browser test needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)"
+  apt_install chromium chromium-driver
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || die "chromium or chromedriver still missing after apt-get install"
+}
+
 case "${1:-all}" in
   engine) ensure_engine ;;
   compose) ensure_engine; ensure_compose ;;
   base) ensure_engine; ensure_base_image ;;
   wheels) ensure_wheels ;;
   maildev) ensure_maildev ;;
+  browser) ensure_browser ;;
   all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_maildev ;;
-  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|all)" ;;
+  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|all)" ;;
 esac

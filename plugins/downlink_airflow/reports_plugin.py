@@ -1,6 +1,6 @@
 """The nightly reports in the Airflow UI: a read-only file server mounted by the api-server at
 /reports/ (the list of nights, newest first, then each night's index.html and its images), and a
-"Nightly reports" entry under Browse in the UI's navigation, which shows /reports/ inside the UI.
+"Nightly reports" entry in the UI's navigation bar, which shows the newest report inside the UI.
 
 The reports are written by the `report` step to reports/<night>/ on the data volume, which the
 api-server mounts read-only; DOWNLINK_REPORTS_DIR (default /data/reports) says where. Only names
@@ -48,6 +48,13 @@ def index():
             f"<body style='font-family: sans-serif; margin: 2em'><h1>Nightly reports</h1>{body}</body></html>")
 
 
+@app.api_route("/latest", methods=READ)
+def latest():
+    """The newest night's report: what the UI's navigation entry opens, in one click."""
+    found = nights()
+    return RedirectResponse(f"{URL_PREFIX}/{found[0]}/" if found else f"{URL_PREFIX}/")
+
+
 @app.api_route("/{night}", methods=READ)
 def night_without_slash(night: str):
     # The page links its images relatively, so it must be served from <night>/.
@@ -74,7 +81,8 @@ def report_file(night: str, name: str):
 class DownlinkReportsPlugin(AirflowPlugin):
     name = "downlink_reports"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Nightly reports"}]
-    # Airflow 3 UI: destination "nav" with category "browse" puts the entry in the Browse menu;
-    # url_route makes the UI show href inside its own page, at /plugin/nightly-reports.
-    external_views = [{"name": "Nightly reports", "href": f"{URL_PREFIX}/", "destination": "nav",
-                       "category": "browse", "url_route": "nightly-reports"}]
+    # Airflow 3 UI: destination "nav" without a category is an entry of its own in the navigation
+    # bar (one click, not Browse > ...); url_route shows href inside the UI's page, at
+    # /plugin/nightly-reports. It opens the newest report; that page links the others.
+    external_views = [{"name": "Nightly reports", "href": f"{URL_PREFIX}/latest", "destination": "nav",
+                       "url_route": "nightly-reports"}]

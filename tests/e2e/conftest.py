@@ -4,6 +4,7 @@ It runs as its own compose project (default `downlink-test`, other ports), so it
 stack brought up with `make up`. It is torn down with its volumes at the end, even on failure;
 set DOWNLINK_E2E_KEEP=1 to leave it running for a post-mortem.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -106,6 +107,29 @@ class Stack:
         """Run a command in the deployed astro image, outside Airflow (as a developer would)."""
         return subprocess.run(["docker", "run", "--rm", f"downlink/astro:{self.tag}", *command],
                               check=True, capture_output=True, text=True, timeout=300).stdout
+
+
+@contextlib.contextmanager
+def probe_chains(stack, probes):
+    """Manual chains ({chain: [entries]}) added to the stack's registry while a test module runs,
+    then removed; waits until the dag-processor has them."""
+    import yaml
+
+    with open(stack.registry_path) as fh:
+        original = fh.read()
+    data = yaml.safe_load(original)
+    for chain, scripts in probes.items():
+        data["chains"][chain] = {"schedule": None, "description": f"e2e: {chain}"}
+        data["scripts"] += [{**s, "chain": chain} for s in scripts]
+    with open(stack.registry_path, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    try:
+        for chain in probes:
+            stack.api.wait_for_dag(chain, timeout=240)
+        yield
+    finally:
+        with open(stack.registry_path, "w") as fh:
+            fh.write(original)
 
 
 @pytest.fixture(scope="session")

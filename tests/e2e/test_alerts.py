@@ -5,7 +5,8 @@ import time
 import uuid
 
 import pytest
-import yaml
+
+from conftest import probe_chains
 
 PROBES = {
     "alert_probe": [
@@ -41,20 +42,8 @@ def trigger(stack, dag_id, conf=None):
 
 @pytest.fixture(scope="module")
 def probes(stack):
-    """Two manual chains added to the stack's registry for this module, removed afterwards."""
-    with open(stack.registry_path) as fh:
-        original = fh.read()
-    data = yaml.safe_load(original)
-    for chain, scripts in PROBES.items():
-        data["chains"][chain] = {"schedule": None, "description": f"e2e: {chain}"}
-        data["scripts"] += [{**s, "chain": chain} for s in scripts]
-    with open(stack.registry_path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    for chain in PROBES:
-        stack.api.wait_for_dag(chain, timeout=240)
-    yield
-    with open(stack.registry_path, "w") as fh:
-        fh.write(original)
+    with probe_chains(stack, PROBES):
+        yield
 
 
 def test_diagnostics_on_a_healthy_stack_pass_and_mail_nobody(stack):

@@ -4,7 +4,8 @@ import time
 import uuid
 
 import pytest
-import yaml
+
+from conftest import probe_chains
 
 from test_alerts import mails_about, wait_for_mails
 
@@ -27,19 +28,8 @@ PROBE = {
 
 @pytest.fixture(scope="module")
 def probes(stack):
-    with open(stack.registry_path) as fh:
-        original = fh.read()
-    data = yaml.safe_load(original)
-    for chain, scripts in PROBE.items():
-        data["chains"][chain] = {"schedule": None, "description": f"e2e: {chain}"}
-        data["scripts"] += [{**s, "chain": chain} for s in scripts]
-    with open(stack.registry_path, "w") as fh:
-        yaml.safe_dump(data, fh, sort_keys=False)
-    for chain in PROBE:
-        stack.api.wait_for_dag(chain, timeout=240)
-    yield
-    with open(stack.registry_path, "w") as fh:
-        fh.write(original)
+    with probe_chains(stack, PROBE):
+        yield
 
 
 def test_out_of_memory_is_named_rerun_one_rung_up_and_mailed_at_the_ceiling(stack, probes):

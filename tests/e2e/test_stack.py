@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT, dagrun
 
-LONG_RUNNING = ("postgres", "api-server", "scheduler", "dag-processor", "triggerer", "mail")
+LONG_RUNNING = ("postgres", "api-server", "scheduler", "dag-processor", "triggerer", "mail", "docker-proxy")
 
 
 def test_every_service_is_healthy_and_init_finished(stack):
@@ -58,3 +58,58 @@ def test_bootstrap_is_quiet_when_everything_is_there():
     out = subprocess.run([os.path.join(ROOT, "tools", "bootstrap.sh"), "all"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "" and out.stderr == ""
+
+
+TRY_TO_START_A_CONTAINER = r"""
+import os, sys
+import docker
+image = sys.argv[1]
+print("socket present" if os.path.exists("/var/run/docker.sock") else "no socket")
+for url in ("unix:///var/run/docker.sock", "tcp://docker-proxy:2375"):
+    try:
+        docker.DockerClient(base_url=url, timeout=10).containers.run(image, "true", remove=True)
+        print("STARTED a container via", url)
+    except Exception as exc:
+        print("refused via", url, type(exc).__name__)
+"""
+
+ESCALATE_THROUGH_THE_PROXY = r"""
+import sys
+import docker
+image = sys.argv[1]
+client = docker.DockerClient(base_url="tcp://docker-proxy:2375", timeout=10)
+attempts = {
+    "privileged": dict(privileged=True),
+    "host root bound": dict(volumes={"/": {"bind": "/host", "mode": "rw"}}),
+    "host network": dict(network_mode="host"),
+}
+for name, extra in attempts.items():
+    try:
+        client.containers.run(image, "true", remove=True, **extra)
+        print(name, "ALLOWED")
+    except docker.errors.APIError as exc:
+        print(name, "refused", exc.response.status_code, exc.explanation)
+try:
+    client.containers.run("debian:bookworm-slim", "true", remove=True)
+    print("foreign image ALLOWED")
+except docker.errors.APIError as exc:
+    print("foreign image refused", exc.response.status_code)
+"""
+
+
+def test_the_web_facing_api_server_cannot_start_a_container(stack):
+    """No Docker socket in the api-server, and the proxy is not on its network."""
+    out = stack.compose("exec", "-T", "api-server", "python", "-c", TRY_TO_START_A_CONTAINER,
+                        f"downlink/astro:{stack.tag}", check=False).stdout
+    assert "no socket" in out and "STARTED" not in out, out
+    assert out.count("refused via") == 2, out
+
+
+def test_the_proxy_refuses_what_would_give_root_on_the_host(stack):
+    """From the scheduler (the one client of the proxy): privileged, host binds, host network and
+    foreign images are refused."""
+    out = stack.compose("exec", "-T", "scheduler", "python", "-c", ESCALATE_THROUGH_THE_PROXY,
+                        f"downlink/astro:{stack.tag}", check=False).stdout
+    for attempt in ("privileged", "host root bound", "host network", "foreign image"):
+        assert f"{attempt} refused 403" in out, out
+    assert "ALLOWED" not in out, out

@@ -26,8 +26,8 @@ def test_other_failures_say_what_was_raised():
     assert alerts.describe_failure(None)[0] == "n/a"
 
 
-def context(exception=None, **extra):
-    ti = SimpleNamespace(task_id="calibrate", run_id="manual__1", try_number=3, max_tries=2,
+def context(exception=None, ti=None, **extra):
+    ti = ti or SimpleNamespace(task_id="calibrate", run_id="manual__1", try_number=3, max_tries=2,
                          log_url="http://127.0.0.1:8080/dags/daily_chain/runs/manual__1/tasks/calibrate?try_number=3")
     task = SimpleNamespace(environment={"DOWNLINK_NIGHT": "2026-11-24"})
     return {"dag": SimpleNamespace(dag_id="daily_chain"), "ti": ti, "task": task, "params": {},
@@ -64,3 +64,19 @@ def test_the_stderr_warning_quotes_what_was_written():
     subject, body = rendered(notifier, context(downlink_stderr=["WARNING: 3 frames saturated"]))
     assert "WARNING daily_chain.calibrate" in subject and "wrote to stderr" in subject
     assert "WARNING: 3 frames saturated" in body and "1 line(s) on stderr" in body
+
+
+def test_the_digest_lists_every_step_and_links_the_report():
+    class TI(SimpleNamespace):
+        def get_task_states(self, dag_id, run_ids):
+            return {"manual__1": {"download": "success", "calibrate": "failed", "report": "success",
+                                  "watcher": "failed", "digest": "running"}}
+
+    ctx = context(ti=TI(task_id="digest", run_id="manual__1", dag_id="daily_chain", try_number=1, max_tries=0,
+                        log_url="http://x/log"), downlink_night="2026-11-24")
+    notifier = alerts.DownlinkNotifier(to=["lead@example.org"], subject=alerts.DIGEST_SUBJECT,
+                                       html_content=alerts.DIGEST_HTML, facts=alerts.digest_facts)
+    subject, body = rendered(notifier, ctx)
+    assert subject == "[Downlink] daily_chain night 2026-11-24: 1 step(s) did not succeed: calibrate"
+    assert "<td>download</td><td>success</td>" in body and "<td>calibrate</td><td>failed</td>" in body
+    assert "watcher" not in body and "/reports/2026-11-24/" in body

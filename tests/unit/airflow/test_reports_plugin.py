@@ -90,5 +90,14 @@ def test_no_interactive_docs(client):
 def test_plugin_declares_the_app_and_a_nav_entry():
     plugin = reports_plugin.DownlinkReportsPlugin
     assert plugin.fastapi_apps == [{"app": reports_plugin.app, "url_prefix": "/reports", "name": "Nightly reports"}]
-    assert plugin.external_views == [{"name": "Nightly reports", "href": "/reports/", "destination": "nav",
-                                      "category": "browse", "url_route": "nightly-reports"}]
+    assert plugin.external_views == [{"name": "Nightly reports", "href": "/reports/latest", "destination": "nav",
+                                      "url_route": "nightly-reports"}]
+
+
+def test_latest_opens_the_newest_night_or_the_empty_list(client, reports, monkeypatch):
+    (reports / "2026-11-25").mkdir()
+    (reports / "2026-11-25" / "index.html").write_text("x")
+    resp = client.get("/reports/latest", follow_redirects=False)
+    assert resp.status_code in (302, 307) and resp.headers["location"] == "/reports/2026-11-25/"
+    monkeypatch.setenv("DOWNLINK_REPORTS_DIR", "/nonexistent")
+    assert client.get("/reports/latest", follow_redirects=False).headers["location"] == "/reports/"

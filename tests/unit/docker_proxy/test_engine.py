@@ -1,0 +1,412 @@
+"""docker-proxy against the real Docker engine: DockerOperator's sequence works through it, and
+what must not pass does not. Skipped when there is no engine socket, no docker SDK, or no
+downlink/* image.
+
+The proxy runs as a process (host python3), or as the built image when DOCKER_PROXY_IMAGE is set
+(e.g. downlink/docker-proxy:TAG), with the engine's socket mounted. The overhead measurement
+runs with DOCKER_PROXY_BENCH=1 (add -s to see the table).
+
+    python -m pytest tests/unit/docker_proxy/test_engine.py
+"""
+import http.client
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ProxyProcess, free_port, wait_listening
+
+SOCKET = os.environ.get("DOCKER_PROXY_TEST_SOCKET", "/var/run/docker.sock")
+if not os.path.exists(SOCKET):
+    pytest.skip(f"no Docker engine socket at {SOCKET}", allow_module_level=True)
+docker = pytest.importorskip("docker", reason="the docker SDK is needed (pip install docker==7.2.0)")
+from docker.types import LogConfig, Mount  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[3]
+RUN = secrets.token_hex(4)
+LABELS = {"org.downlink.test": f"docker-proxy-{RUN}"}
+VOLUME = f"dp-test-{RUN}-data"
+RO_VOLUME = f"dp-test-{RUN}-ro"
+
+
+def direct_client():
+    return docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=120)
+
+
+def pick_image(direct):
+    """downlink/astro:<this tree's tag>, else the newest local downlink/astro, else any downlink/*."""
+    try:
+        tag = subprocess.run([str(ROOT / "tools" / "image-tag.sh")], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    except OSError:
+        tag = ""
+    images = sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
+    tags = [t for i in images for t in (i.get("RepoTags") or []) if t.startswith("downlink/")]
+    for want in ([f"downlink/astro:{tag}"] if tag else []) + [t for t in tags if t.startswith("downlink/astro:")] + tags:
+        if want in tags and not want.startswith("downlink/docker-proxy:"):
+            return want
+    pytest.skip("no downlink/* image on this engine (make build)")
+
+
+@pytest.fixture(scope="module")
+def direct():
+    client = direct_client()
+    try:
+        client.ping()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"the Docker engine does not answer: {e}")
+    yield client
+    for c in client.containers(all=True, filters={"label": f"org.downlink.test=docker-proxy-{RUN}"}):
+        client.remove_container(c["Id"], force=True)
+    for v in (VOLUME, RO_VOLUME):
+        try:
+            client.remove_volume(v, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+@pytest.fixture(scope="module")
+def image(direct):
+    return pick_image(direct)
+
+
+PROXY_ENV = {
+    "PROXY_ALLOWED_IMAGES": "downlink/",
+    "PROXY_ALLOWED_NETWORKS": "bridge,none",
+    "PROXY_ALLOWED_VOLUMES": f"{VOLUME},{RO_VOLUME}:ro",
+}
+
+
+class ProxyContainer:
+    """The built image, the engine's socket mounted, published on a loopback port."""
+
+    def __init__(self, direct, proxy_image):
+        self.direct = direct
+        self.port = free_port()
+        gid = os.stat(SOCKET).st_gid
+        self.container = direct.create_container(
+            proxy_image, environment=PROXY_ENV, labels=LABELS, ports=[2375],
+            host_config=direct.create_host_config(
+                mounts=[Mount("/var/run/docker.sock", SOCKET, type="bind")],
+                port_bindings={2375: ("127.0.0.1", self.port)}, group_add=[str(gid)],
+                cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True))
+        direct.start(self.container)
+        wait_listening(self.port)
+        deadline = time.monotonic() + 30
+        while direct.inspect_container(self.container)["State"].get("Health", {}).get("Status") != "healthy":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the proxy container did not become healthy:\n" + self.log_text())
+            time.sleep(0.5)
+
+    @property
+    def url(self):
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def log_text(self):
+        return self.direct.logs(self.container).decode()
+
+    def stop(self):
+        self.direct.remove_container(self.container, force=True)
+
+
+@pytest.fixture(scope="module")
+def proxy(direct, tmp_path_factory):
+    proxy_image = os.environ.get("DOCKER_PROXY_IMAGE")
+    if proxy_image:
+        p = ProxyContainer(direct, proxy_image)
+    else:
+        p = ProxyProcess(SOCKET, PROXY_ENV, log_path=tmp_path_factory.mktemp("proxy") / "proxy.log")
+    yield p
+    print("\n---- docker-proxy log ----\n" + p.log_text())
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def client(proxy):
+    """What DockerOperator uses: a low-level APIClient, API version negotiated (version=None)."""
+    return docker.APIClient(base_url=proxy.url, version=None, timeout=120)
+
+
+def log_lines_since(proxy, mark):
+    return proxy.log_text().splitlines()[mark:]
+
+
+def forbidden(excinfo, rule):
+    err = excinfo.value
+    assert err.status_code == 403, err
+    assert f"(rule: {rule})" in str(err.explanation), err.explanation
+    return str(err.explanation)
+
+
+def step_host_config(client, **kw):
+    return client.create_host_config(**{
+        "auto_remove": False, "mounts": [Mount("/data", VOLUME, type="volume")], "network_mode": "bridge",
+        "mem_limit": "64m", "cpu_shares": 1024, "log_config": LogConfig(config={}), **kw})
+
+
+def test_docker_operator_sequence(client, direct, proxy, image):
+    mark = len(proxy.log_text().splitlines())
+    assert client.images(name=image)  # DockerOperator: is the image here (else it would pull)?
+    c = client.create_container(
+        image, command=["sh", "-c", "echo hi; echo err >&2; echo data > /data/f; exit 3"],
+        environment={"DOWNLINK_STEP": "probe"}, labels=LABELS, host_config=step_host_config(client))
+    cid = c["Id"]
+    stream = client.attach(cid, stdout=True, stderr=True, stream=True)
+    client.start(cid)
+    output = b"".join(stream)
+    assert b"hi\n" in output and b"err\n" in output
+    assert client.wait(cid)["StatusCode"] == 3
+    assert sorted(client.logs(cid, stdout=True, stderr=True).splitlines()) == [b"err", b"hi"]
+    assert client.logs(cid, stdout=False, stderr=True) == b"err\n"
+    info = client.inspect_container(cid)
+    assert info["HostConfig"]["Memory"] == 64 * 1024 * 1024 and info["State"]["OOMKilled"] is False
+    assert [m["Name"] for m in info["Mounts"]] == [VOLUME]
+    client.remove_container(cid)
+    with pytest.raises(docker.errors.NotFound):
+        direct.inspect_container(cid)
+    # removed: the proxy forgets it
+    with pytest.raises(docker.errors.APIError) as e:
+        client.inspect_container(cid)
+    forbidden(e, "ownership")
+    calls = [line.split(" docker-proxy ")[1] for line in log_lines_since(proxy, mark)]
+    print("\nthe calls of the DockerOperator sequence:\n  " + "\n  ".join(calls))
+    assert all(line.startswith("ALLOW") for line in calls[:-1]) and "rule=ownership" in calls[-1]
+
+
+def test_a_read_only_volume_and_kill_stop(client, direct, image):
+    c = client.create_container(image, command=["sleep", "60"], labels=LABELS, host_config=step_host_config(
+        client, mounts=[Mount("/data", VOLUME, type="volume"), Mount("/ro", RO_VOLUME, type="volume", read_only=True)]))
+    client.start(c)
+    client.stop(c, timeout=1)
+    assert client.wait(c)["StatusCode"] != 0
+    client.start(c)
+    client.kill(c)
+    client.remove_container(c, force=True)
+
+
+def test_diagnostics_image_lookup(proxy, image):
+    images = docker.DockerClient(base_url=proxy.url).images
+    assert images.get(image).tags
+    with pytest.raises(docker.errors.ImageNotFound):
+        images.get("downlink/no-such-image:1")
+
+
+def test_privileged_is_refused(client, image):
+    with pytest.raises(docker.errors.APIError) as e:
+        client.create_container(image, "true", labels=LABELS, host_config=step_host_config(client, privileged=True))
+    forbidden(e, "privileged")
+
+
+def test_a_bind_mount_of_the_root_is_refused(client, image):
+    with pytest.raises(docker.errors.APIError) as e:
+        client.create_container(image, "true", labels=LABELS, host_config=step_host_config(
+            client, mounts=[Mount("/host", "/", type="bind", read_only=True)]))
+    assert "bind mount of /" in forbidden(e, "bind")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.create_container(image, "true", labels=LABELS, host_config=step_host_config(
+            client, binds=["/:/host:ro"], mounts=[]))
+    forbidden(e, "binds")
+
+
+def test_another_image_is_refused(client, direct):
+    with pytest.raises(docker.errors.APIError) as e:
+        client.create_container("debian:bookworm-slim", "true", labels=LABELS, host_config=step_host_config(client))
+    forbidden(e, "image")
+
+
+def test_other_volumes_networks_and_pulls_are_refused(client, image):
+    for kw, rule in [({"mounts": [Mount("/d", "some-other-volume", type="volume")]}, "volume"),
+                     ({"mounts": [Mount("/d", RO_VOLUME, type="volume")]}, "volume"),
+                     ({"network_mode": "host"}, "network")]:
+        with pytest.raises(docker.errors.APIError) as e:
+            client.create_container(image, "true", labels=LABELS, host_config=step_host_config(client, **kw))
+        forbidden(e, rule)
+    with pytest.raises(docker.errors.APIError) as e:
+        client.pull("alpine", tag="latest")
+    forbidden(e, "endpoint")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.create_volume("dp-test-should-not-exist")
+    forbidden(e, "endpoint")
+    with pytest.raises(docker.errors.APIError) as e:
+        client.containers()
+    forbidden(e, "endpoint")
+
+
+def test_exec_is_refused_even_on_own_containers(client, image):
+    c = client.create_container(image, command=["sleep", "60"], labels=LABELS, host_config=step_host_config(client))
+    client.start(c)
+    try:
+        with pytest.raises(docker.errors.APIError) as e:
+            client.exec_create(c, ["id"])
+        forbidden(e, "endpoint")
+    finally:
+        client.remove_container(c, force=True)
+
+
+def test_containers_the_proxy_did_not_create_are_out_of_reach(client, direct, image):
+    foreign = direct.create_container(image, command=["sleep", "60"], labels=LABELS)["Id"]
+    try:
+        for call in (lambda: client.remove_container(foreign, force=True), lambda: client.start(foreign),
+                     lambda: client.attach(foreign, stream=True), lambda: client.logs(foreign),
+                     lambda: client.inspect_container(foreign), lambda: client.kill(foreign),
+                     lambda: client.stop(foreign), lambda: client.wait(foreign)):
+            with pytest.raises(docker.errors.APIError) as e:
+                call()
+            forbidden(e, "ownership")
+        assert direct.inspect_container(foreign)["State"]["Status"] == "created"
+    finally:
+        direct.remove_container(foreign, force=True)
+
+
+def raw_request(proxy, method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, json.loads(data) if data else None
+
+
+def test_host_settings_at_the_top_level_of_the_body(proxy, direct, image):
+    """Engine 20.10 takes HostConfig fields from the top level of a create body that has no
+    HostConfig: proven here on the engine itself, and refused by the proxy."""
+    body = {"Image": image, "Cmd": ["true"], "Labels": LABELS, "Privileged": True}
+    created = direct._post_json(direct._url("/containers/create"), data=body)
+    cid = direct._result(created, json=True)["Id"]
+    try:
+        assert direct.inspect_container(cid)["HostConfig"]["Privileged"] is True
+    finally:
+        direct.remove_container(cid, force=True)
+    status, answer = raw_request(proxy, "POST", "/v1.41/containers/create", body)
+    assert status == 403 and "(rule: privileged)" in answer["message"]
+    status, answer = raw_request(proxy, "POST", "/v1.41/containers/create",
+                                 {"Image": image, "Cmd": ["true"], "hostconfig": {"privileged": True}})
+    assert status == 403 and "(rule: privileged)" in answer["message"]
+
+
+def test_legacy_start_with_a_host_config_is_refused(client, proxy, image):
+    c = client.create_container(image, "true", labels=LABELS, host_config=step_host_config(client))
+    try:
+        status, answer = raw_request(proxy, "POST", f"/v1.23/containers/{c['Id']}/start", {"Privileged": True})
+        assert status == 403 and "(rule: api-version)" in answer["message"]
+        status, answer = raw_request(proxy, "POST", f"/v1.41/containers/{c['Id']}/start", {"Privileged": True})
+        assert status == 403 and "(rule: body)" in answer["message"]
+    finally:
+        client.remove_container(c, force=True)
+
+
+def airflow_image(direct):
+    tags = [t for i in sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
+            for t in (i.get("RepoTags") or []) if t.startswith("downlink/airflow:")]
+    if not tags:
+        pytest.skip("no downlink/airflow image")
+    return tags[0]
+
+
+STEP_SCRIPT = """
+import sys
+from downlink_airflow.config import Settings
+from downlink_airflow.steps import StepOperator, astro_step
+
+class TI:
+    dag_id, task_id, run_id, map_index = "proxy_test", "probe", "manual__{run}", -1
+
+s = Settings.from_env({{"DOWNLINK_ASTRO_IMAGE": "{image}", "DOCKER_HOST": "{url}",
+                       "DOWNLINK_DATA_VOLUME": "{volume}", "DOWNLINK_NETWORK": "bridge"}})
+if sys.argv[1] == "name":
+    print("NAME", StepOperator.container_name_for(TI()))
+    sys.exit(0)
+got = []
+op = astro_step("probe", ["sh", "-c", "echo hello from the step; echo warning >&2"], settings=s,
+                mem_limit="128m", labels={labels!r}, stderr_callback=lambda ctx: got.append(ctx["downlink_stderr"]))
+print("RESULT", op.execute({{"ti": TI()}}), got)
+"""
+
+
+def run_step(direct, airflow, proxy_url, image, mode="run"):
+    """Downlink's StepOperator (a DockerOperator) in the Airflow image, pointed at proxy_url:
+    (exit code, output)."""
+    script = STEP_SCRIPT.format(run=RUN, image=image, url=proxy_url, volume=VOLUME, labels=LABELS)
+    c = direct.create_container(
+        airflow, command=["python", "-c", script, mode], environment={"PYTHONPATH": "/opt/airflow/plugins"},
+        labels=LABELS, host_config=direct.create_host_config(
+            network_mode="host", mounts=[Mount("/opt/airflow/plugins", str(ROOT / "plugins"), type="bind", read_only=True)]))
+    try:
+        direct.start(c)
+        code = direct.wait(c, timeout=300)["StatusCode"]
+        return code, direct.logs(c).decode()
+    finally:
+        direct.remove_container(c, force=True)
+
+
+def test_the_real_docker_operator_through_the_proxy(direct, proxy, image):
+    airflow = airflow_image(direct)
+    mark = len(proxy.log_text().splitlines())
+    code, text = run_step(direct, airflow, proxy.url, image)
+    assert code == 0, text[-3000:]
+    assert "hello from the step" in text and "RESULT" in text and "[['warning']]" in text, text[-3000:]
+    calls = [line.split(" docker-proxy ")[1] for line in log_lines_since(proxy, mark)]
+    print("\nStepOperator's calls:\n  " + "\n  ".join(calls))
+    assert calls and all(line.startswith(("ALLOW", "MISS  404")) for line in calls), calls
+
+
+def test_a_step_adopts_its_container_after_a_proxy_restart(direct, image, tmp_path):
+    """The scheduler (and the proxy with it) restarted while a step ran: the retry finds the
+    earlier try's container by name through a new proxy process, waits for it and removes it."""
+    airflow = airflow_image(direct)
+    state = tmp_path / "owned"
+    env = {**PROXY_ENV, "PROXY_STATE_FILE": str(state)}
+    first = ProxyProcess(SOCKET, env, log_path=tmp_path / "first.log")
+    try:
+        code, text = run_step(direct, airflow, first.url, image, mode="name")
+        name = text.split("NAME ", 1)[1].split()[0]
+        api = docker.APIClient(base_url=first.url, version=None)
+        c = api.create_container(image, command=["sh", "-c", "sleep 3; echo output of the earlier try"], name=name,
+                                 labels=LABELS, host_config=step_host_config(api))
+        api.start(c)
+    finally:
+        first.stop()
+    second = ProxyProcess(SOCKET, env, log_path=tmp_path / "second.log")
+    try:
+        code, text = run_step(direct, airflow, second.url, image)
+        assert code == 0, text[-3000:]
+        assert "still running" in text and "output of the earlier try" in text, text[-3000:]
+        assert "hello from the step" not in text  # not run a second time
+        log = second.log_text()
+        print("\nadoption through a restarted proxy:\n" + log)
+        assert "POST /v1.41/containers/create" not in log and f"({name} = {c['Id'][:12]})" in log
+    finally:
+        second.stop()
+    with pytest.raises(docker.errors.NotFound):
+        direct.inspect_container(c["Id"])
+
+
+@pytest.mark.skipif(os.environ.get("DOCKER_PROXY_BENCH") != "1", reason="set DOCKER_PROXY_BENCH=1 to measure")
+def test_overhead(client, direct, image):
+    """10 create/start/wait/remove cycles of a trivial container, directly and through the
+    proxy: the median of each and their ratio."""
+    def cycle(api):
+        start = time.perf_counter()
+        c = api.create_container(image, command=["true"], labels=LABELS,
+                                 host_config=api.create_host_config(network_mode="none"))
+        api.start(c)
+        api.wait(c)
+        api.remove_container(c)
+        return time.perf_counter() - start
+
+    cycle(direct), cycle(client)  # warm-up
+    times = {"direct": [], "proxy": []}
+    for _ in range(10):  # interleaved, so that drift in the engine hits both alike
+        times["direct"].append(cycle(direct))
+        times["proxy"].append(cycle(client))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ratio = med["proxy"] / med["direct"]
+    print(f"\noverhead: direct median {med['direct'] * 1000:.0f} ms, proxy median {med['proxy'] * 1000:.0f} ms, "
+          f"ratio {ratio:.3f} (min {min(times['direct']) * 1000:.0f}/{min(times['proxy']) * 1000:.0f} ms)")
+    assert ratio < 2
