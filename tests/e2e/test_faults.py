@@ -226,3 +226,35 @@ def test_scheduler_killed_mid_run_the_run_completes_and_the_effect_happens_once(
     assert "not running the step again" in log, log[-3000:]
     effects = stack.data_file("work/restart_probe_effects.txt").split()
     assert effects.count(run_id) == 1, effects
+
+
+def test_postgres_killed_during_index_then_back_converges_without_duplicates(stack, bad_night):
+    """Injected: the postgres container (archive and Airflow metadata) killed as `index` starts,
+    started again 10 s later."""
+    run_id, _ = chain_run(stack, "2026-11-24", wait=False)
+    path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/index"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if stack.api.get(path)["state"] == "running":
+            break
+        time.sleep(0.3)
+    stack.compose("kill", "postgres")
+    time.sleep(10)
+    stack.compose("start", "postgres")
+    stack.compose("up", "-d", "--wait")  # whatever exited with the database comes back
+    stack.api._token = None
+    deadline = time.monotonic() + 900
+    state = None
+    while time.monotonic() < deadline:
+        try:
+            state = stack.api.run(DAG, run_id)["state"]
+        except Exception:  # the API is still reconnecting to its database
+            state = None
+        if state in ("success", "failed"):
+            break
+        time.sleep(5)
+    assert state == "success", state
+    assert stack.api.get(path)["try_number"] >= 2  # the kill cut the first try: the retry converged
+    with stack.archive_db() as conn:
+        rows, paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM observations WHERE night = '2026-11-24'").fetchone()
+    assert rows == paths == 29
