@@ -538,10 +538,7 @@ class Proxy:
                             del upstream.buf[:m.end()]
                             return head
                     else:
-                        try:
-                            data = client.recv(65536)
-                        except OSError:
-                            data = b""
+                        data = recv_or_eof(client)
                         if not data:
                             raise ClientGone
                         if attach:
@@ -560,6 +557,14 @@ class Proxy:
             self.owned.add(cid)
 
 
+def recv_or_eof(sock):
+    """The next bytes from a socket; b"" when it is closed or broken (both end the relay)."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
 def relay(client, up, pending_up, pending_client, both_ways):
     """Copy the upstream response to the client until the engine closes. With both_ways (an
     attach), the client's bytes go to the engine too, and a client's half-close is passed on.
@@ -576,18 +581,12 @@ def relay(client, up, pending_up, pending_client, both_ways):
         while True:
             for key, _ in sel.select():
                 if key.data == "up":
-                    try:
-                        data = up.recv(65536)
-                    except OSError:
-                        data = b""
+                    data = recv_or_eof(up)
                     if not data:
                         return
                     client.sendall(data)
                 else:
-                    try:
-                        data = client.recv(65536)
-                    except OSError:
-                        data = b""
+                    data = recv_or_eof(client)
                     if not data:
                         if not both_ways:
                             return  # the client is gone: stop (closing upstream cancels it)

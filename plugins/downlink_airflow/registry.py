@@ -22,7 +22,6 @@ from datetime import timedelta
 import yaml
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-CHAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 DEFAULT_CHAIN = "daily_chain"
 MACROS = {"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"}
 WHEN = {"success": "all_success", "always": "all_done"}
@@ -271,7 +270,7 @@ def parse_registry(data, source="registry.yaml", env=None):
     for name, raw in chains_raw.items():
         where = f"chain {name!r}"
         raw = raw or {}
-        if not isinstance(name, str) or not CHAIN_NAME.match(name):
+        if not isinstance(name, str) or not NAME.match(name):
             c.problem(where, "", "a chain name may hold letters, digits, _ . - only")
             broken_chains.add(name)
             continue
