@@ -237,7 +237,7 @@ def test_scheduler_killed_mid_run_the_run_completes_and_the_effect_happens_once(
 
 def test_postgres_killed_during_index_then_back_converges_without_duplicates(stack, bad_night):
     """Injected: the postgres container (archive and Airflow metadata) killed as `index` starts,
-    started again 10 s later."""
+    started again once index's container has ended (at least 10 s, at most 60 s later)."""
     run_id, _ = chain_run(stack, "2026-11-24", wait=False)
     path = f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/index"
     deadline = time.monotonic() + 600
@@ -246,7 +246,21 @@ def test_postgres_killed_during_index_then_back_converges_without_duplicates(sta
             break
         time.sleep(0.3)
     stack.compose("kill", "postgres")
-    time.sleep(10)
+    # Down for at least 10 s, and until index's container (if it got as far as starting one) has
+    # ended: on a busy machine the container may start seconds after the task shows "running",
+    # and a database back by then would inject no fault at all.
+    import hashlib
+    import subprocess
+
+    container = f"downlink-{DAG}-index-{hashlib.sha1(run_id.encode()).hexdigest()[:12]}"
+    began, seen = time.monotonic(), False
+    while time.monotonic() - began < 60:
+        states = subprocess.run(["docker", "ps", "-a", "--filter", f"name={container}", "--format", "{{.State}}"],
+                                capture_output=True, text=True, timeout=60).stdout.split()
+        seen = seen or bool(states)
+        if time.monotonic() - began >= 10 and (seen and (not states or "exited" in states) or time.monotonic() - began >= 30):
+            break
+        time.sleep(0.5)
     stack.compose("start", "postgres")
     stack.compose("up", "-d", "--wait")  # whatever exited with the database comes back
     stack.api._token = None
