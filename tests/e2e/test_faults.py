@@ -284,12 +284,12 @@ def test_postgres_killed_during_index_then_back_converges_without_duplicates(sta
 def test_the_archive_is_read_only_in_every_step_but_the_one_that_writes_it(stack, probes):
     """Injected: a step that tries to write into the archive of raw frames."""
     run_id = f"e2e_raw_{uuid.uuid4().hex[:6]}"
-    before = stack.on_data("sh", "-c", "find /data/raw -type f | sort | xargs -r sha256sum")
+    before = stack.on_data("sh", "-c", "find /data/raw -type f -exec sha256sum {} + | sort")
     assert stack.run_dag("raw_probe", run_id, timeout=300) == "failed"
     tis = {t["task_id"]: t["state"] for t in stack.api.task_instances("raw_probe", run_id)}
     assert tis["intruder"] == "failed" and tis["writer"] == "success", tis
     assert "Read-only file system" in stack.task_log("raw_probe", run_id, "intruder")
-    assert stack.on_data("sh", "-c", "find /data/raw -type f | sort | xargs -r sha256sum") == before
+    assert stack.on_data("sh", "-c", "find /data/raw -type f -exec sha256sum {} + | sort") == before
 
 
 def publish_night(stack, night):
