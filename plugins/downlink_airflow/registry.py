@@ -36,6 +36,7 @@ ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
     "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
+    "writes_archive",
 }
 DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
 CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
@@ -68,6 +69,7 @@ class Script:
     image: str = "astro"
     description: str = ""
     warn_on_stderr: bool = False  # cron's habit: mail a warning when a successful run wrote to stderr
+    writes_archive: bool = False  # raw/ is mounted read-only in every step but the one(s) saying so
 
     @property
     def trigger_rule(self):
@@ -230,11 +232,12 @@ class _Checker:
                 bad("email", f"not an address: {', '.join(map(repr, wrong))}")
             else:
                 out["email"] = tuple(emails)
-        if "warn_on_stderr" in raw:
-            if isinstance(raw["warn_on_stderr"], bool):
-                out["warn_on_stderr"] = raw["warn_on_stderr"]
-            else:
-                bad("warn_on_stderr", f"{raw['warn_on_stderr']!r} is not true or false")
+        for flag in ("warn_on_stderr", "writes_archive"):
+            if flag in raw:
+                if isinstance(raw[flag], bool):
+                    out[flag] = raw[flag]
+                else:
+                    bad(flag, f"{raw[flag]!r} is not true or false")
         for field in ("image", "description", "chain"):
             if field in raw:
                 if isinstance(raw[field], str) and raw[field].strip():
