@@ -272,8 +272,10 @@ def test_cli_names_a_bad_users_file(users, capsys):
 
 
 @pytest.fixture
-def manager(users, capsys):
+def manager(users, capsys, monkeypatch):
     from downlink_airflow.auth_manager import DownlinkAuthManager
+
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "k" * 64)  # as make-env.sh makes it (HS512)
 
     passwords = {}
     for name, role in (("vera", "viewer"), ("otto", "operator")):
