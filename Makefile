@@ -42,6 +42,32 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
+# Web accounts (README "Accounts"), managed in the running api-server, which holds the users file.
+.PHONY: user-add user-role user-reset user-remove user-list
+ACCOUNTS = $(COMPOSE) exec -T api-server python -m downlink_airflow.accounts_cli
+need-name = @test -n "$(NAME)" || { echo "usage: make $@ NAME=user$(1)" >&2; exit 2; }
+
+user-add:  ## add a web account (NAME=alice ROLE=viewer|operator|admin); prints its generated password once
+	$(call need-name, ROLE=viewer|operator|admin)
+	@test -n "$(ROLE)" || { echo "usage: make $@ NAME=$(NAME) ROLE=viewer|operator|admin" >&2; exit 2; }
+	@$(ACCOUNTS) add "$(NAME)" --role "$(ROLE)"
+
+user-role:  ## change an account's role (NAME=alice ROLE=operator)
+	$(call need-name, ROLE=viewer|operator|admin)
+	@test -n "$(ROLE)" || { echo "usage: make $@ NAME=$(NAME) ROLE=viewer|operator|admin" >&2; exit 2; }
+	@$(ACCOUNTS) set-role "$(NAME)" "$(ROLE)"
+
+user-reset:  ## give an account a new generated password, printed once (NAME=alice)
+	$(call need-name)
+	@$(ACCOUNTS) reset-password "$(NAME)"
+
+user-remove:  ## remove an account (NAME=alice); its sessions end at once
+	$(call need-name)
+	@$(ACCOUNTS) remove "$(NAME)"
+
+user-list:  ## the web accounts and their roles
+	@$(ACCOUNTS) list
+
 .PHONY: backup restore
 backup:  ## dump the archive and Airflow databases into backups/<UTC time>/ (BACKUP_DIR=dir to choose)
 	@tools/backup.sh dump $(BACKUP_DIR)

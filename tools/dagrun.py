@@ -67,6 +67,9 @@ class AirflowAPI:
     def patch(self, path, body):
         return self._request("PATCH", path, body)
 
+    def post(self, path, body):
+        return self._request("POST", path, body)
+
     def wait_for_dag(self, dag_id, timeout=180):
         """Wait until the dag-processor has parsed dag_id, and make sure it is not paused."""
         deadline = time.monotonic() + timeout

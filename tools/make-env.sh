@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENV_FILE=${DOWNLINK_ENV_FILE:-$ROOT/.env}
 TAG=${1:?usage: make-env.sh TAG}
 
-secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+secret() { python3 -c 'import secrets, sys; print(secrets.token_urlsafe(int(sys.argv[1])))' "${1:-24}"; }
 fernet() { python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'; }
 
 # set_var NAME VALUE: replace NAME's line, or append it.
@@ -32,7 +32,7 @@ fi
 default_var AIRFLOW_DB_PASSWORD "$(secret)"
 default_var ARCHIVE_DB_PASSWORD "$(secret)"
 default_var AIRFLOW_FERNET_KEY "$(fernet)"
-default_var AIRFLOW_JWT_SECRET "$(secret)"
+default_var AIRFLOW_JWT_SECRET "$(secret 64)"  # HS512 wants a 64-byte key
 default_var AIRFLOW_API_SECRET_KEY "$(secret)"
 default_var DOWNLINK_ADMIN_PASSWORD "$(secret)"
 set_var DOWNLINK_TAG "$TAG"

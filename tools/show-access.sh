@@ -11,6 +11,7 @@ Downlink is up (images downlink/*:$(get DOWNLINK_TAG ?)).
   Mail catcher     http://$bind:$(get DOWNLINK_MAIL_PORT 1080)   (every mail the stack sends; REST API: /email)
   Science database psql "postgresql://archive:$(get ARCHIVE_DB_PASSWORD ?)@$bind:$(get DOWNLINK_DB_PORT 5433)/archive"
                    or: docker compose exec postgres psql -U archive archive
+  Team accounts    make user-add NAME=alice ROLE=viewer|operator|admin   (also user-list, user-role, user-reset, user-remove)
   Trigger a DAG    docker compose exec scheduler airflow dags trigger astro_env_check
 The password and all settings are in .env (untracked). Stop with 'make down'.
 INFO

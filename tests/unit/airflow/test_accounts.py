@@ -1,0 +1,358 @@
+"""Accounts: password hashes, the users file, the role table, the CLI and the auth manager's login
+(runs in the Airflow image; no stack)."""
+import os
+import re
+import stat
+import sys
+
+import pytest
+
+sys.path.insert(0, "/opt/airflow/plugins")
+
+from downlink_airflow import account_passwords as pw  # noqa: E402
+from downlink_airflow import account_roles as roles  # noqa: E402
+from downlink_airflow import account_store as store  # noqa: E402
+from downlink_airflow import accounts_cli  # noqa: E402
+
+# Cheap parameters for the tests that do not measure the real cost.
+FAST = {"n": 2 ** 10, "r": 8, "p": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hashing
+
+
+def test_hash_verifies_the_right_password_only():
+    h = pw.hash_password("correct horse battery staple")
+    assert pw.verify_password("correct horse battery staple", h)
+    assert not pw.verify_password("correct horse battery stapler", h)
+    assert not pw.verify_password("", h)
+
+
+def test_hash_uses_the_default_cost_and_a_fresh_salt_each_time():
+    a, b = pw.hash_password("same"), pw.hash_password("same")
+    assert a != b  # per-user salt: equal passwords do not give equal hashes
+    n, r, p, salt, key = pw.parse_hash(a)
+    assert (n, r, p) == (pw.N, pw.R, pw.P) and len(salt) == pw.SALT_BYTES and len(key) == pw.KEY_BYTES
+    assert "same" not in a
+
+
+def test_hash_carries_its_parameters_so_older_costs_still_verify():
+    h = pw.hash_password("pw", **FAST)
+    assert h.startswith("scrypt$1024$8$1$")
+    assert pw.verify_password("pw", h)
+
+
+@pytest.mark.parametrize("bad", ["", "plaintext-password", "scrypt$1024$8$1$c2FsdA", "md5$abc$def",
+                                 "scrypt$1000$8$1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",  # N not 2^k
+                                 "scrypt$1073741824$8$1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5"])
+def test_malformed_hashes_never_verify(bad):
+    assert not pw.is_hash(bad)
+    assert not pw.verify_password("plaintext-password", bad)
+
+
+def test_empty_password_cannot_be_hashed():
+    with pytest.raises(ValueError):
+        pw.hash_password("")
+
+
+def test_generated_passwords_are_long_and_different():
+    a, b = pw.generate_password(), pw.generate_password()
+    assert a != b and len(a) >= 24 and re.fullmatch(r"[A-Za-z0-9_-]+", a)
+
+
+# ---------------------------------------------------------------------------------------------
+# The users file
+
+
+def line(name, role, password="pw"):
+    return f"{name}:{role}:{pw.hash_password(password, **FAST)}\n"
+
+
+def test_parse_reads_accounts_and_skips_comments_and_blank_lines():
+    text = "# comment\n\n" + line("alice", "viewer") + "  " + line("bob.o-p@x", "operator")
+    accounts = store.parse(text, "/a/users")
+    assert {a.name: a.role for a in accounts.values()} == {"alice": "viewer", "bob.o-p@x": "operator"}
+
+
+@pytest.mark.parametrize("bad_line,reason", [
+    ("alice:viewer\n", "expected name:role:password-hash, found 2 field(s)"),
+    ("alice:boss:{hash}\n", "unknown role 'boss' (one of: viewer, operator, admin)"),
+    ("-alice:viewer:{hash}\n", "bad user name '-alice'"),
+    ("alice:viewer:hunter2\n", "user 'alice': the third field is not a password hash"),
+])
+def test_a_bad_line_is_refused_naming_the_file_and_the_line(bad_line, reason):
+    text = "# header\n" + line("root", "admin") + bad_line.format(hash=pw.hash_password("x", **FAST))
+    with pytest.raises(store.UsersFileError) as exc:
+        store.parse(text, "/opt/airflow/accounts/users")
+    assert str(exc.value).startswith("/opt/airflow/accounts/users, line 3: ")
+    assert reason in str(exc.value)
+
+
+def test_a_plaintext_password_in_the_file_is_not_echoed_in_the_error():
+    with pytest.raises(store.UsersFileError) as exc:
+        store.parse("alice:viewer:hunter2\n", "users")
+    assert "hunter2" not in str(exc.value) and "make user-reset NAME=alice" in str(exc.value)
+
+
+def test_a_user_listed_twice_is_refused():
+    with pytest.raises(store.UsersFileError, match=r"users, line 2: user 'alice' is listed twice"):
+        store.parse(line("alice", "viewer") + line("alice", "admin"), "users")
+
+
+def test_a_missing_file_names_the_file(tmp_path):
+    with pytest.raises(store.UsersFileError, match=re.escape(f"{tmp_path}/users: no such users file")):
+        store.load(str(tmp_path / "users"))
+
+
+def test_editing_creates_the_file_private_and_round_trips(tmp_path):
+    path = str(tmp_path / "accounts" / "users")
+    with store.editing(path) as accounts:
+        accounts["alice"] = store.Account("alice", "viewer", pw.hash_password("pw", **FAST))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.load(path) == accounts
+    with store.editing(path) as again:
+        del again["alice"]
+    assert store.load(path) == {}
+    assert [n for n in os.listdir(tmp_path / "accounts") if n.startswith(".users-")] == []  # no temporary left
+
+
+def test_editing_leaves_a_bad_file_alone(tmp_path):
+    path = tmp_path / "users"
+    path.write_text("alice:viewer:hunter2\n")
+    with pytest.raises(store.UsersFileError):
+        with store.editing(str(path)):
+            pass
+    assert path.read_text() == "alice:viewer:hunter2\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles -> rights
+
+
+@pytest.mark.parametrize("role,resource,method,ok", [
+    # viewer: reads, changes nothing
+    ("viewer", "dag", "GET", True), ("viewer", "dag", "POST", False), ("viewer", "dag", "PUT", False),
+    ("viewer", "dag", "PATCH", False), ("viewer", "pool", "GET", True), ("viewer", "variable", "GET", False),
+    ("viewer", "connection", "GET", False), ("viewer", "configuration", "GET", False), ("viewer", "view", "GET", True),
+    ("viewer", "asset", "POST", False),
+    # operator: runs (trigger, clear, mark, pause) and asset events; reads variables; no admin things
+    ("operator", "dag", "POST", True), ("operator", "dag", "PUT", True), ("operator", "dag", "PATCH", True),
+    ("operator", "dag", "DELETE", False), ("operator", "asset", "POST", True), ("operator", "variable", "GET", True),
+    ("operator", "variable", "POST", False), ("operator", "variable", "PUT", False),
+    ("operator", "connection", "GET", False), ("operator", "connection", "POST", False),
+    ("operator", "configuration", "GET", False), ("operator", "pool", "PATCH", False),
+    # admin: everything
+    ("admin", "dag", "DELETE", True), ("admin", "connection", "POST", True), ("admin", "variable", "DELETE", True),
+    ("admin", "configuration", "GET", True), ("admin", "team", "GET", True), ("admin", "nonesuch", "POST", True),
+    # no role or an unknown one: nothing
+    (None, "dag", "GET", False), ("boss", "dag", "GET", False), ("viewer", "nonesuch", "GET", False),
+])
+def test_role_table(role, resource, method, ok):
+    assert roles.allowed(role, resource, method) is ok
+
+
+def test_each_role_may_do_what_the_roles_below_it_may():
+    for resource in list(roles.RESOURCES) + ["nonesuch"]:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            rights = [roles.allowed(r, resource, method) for r in roles.ROLES]
+            assert rights == sorted(rights), (resource, method, rights)
+
+
+def test_menu_shows_each_role_only_what_it_may_read():
+    shown = {r: {item for item in roles.MENU if roles.menu_allowed(r, item)} for r in roles.ROLES}
+    assert "Connections" not in shown["viewer"] | shown["operator"] and "Connections" in shown["admin"]
+    assert "Variables" not in shown["viewer"] and "Variables" in shown["operator"]
+    assert {"Dags", "Assets", "Pools"} <= shown["viewer"]
+    assert roles.menu_allowed("admin", "Something New") and not roles.menu_allowed("operator", "Something New")
+
+
+def test_the_table_covers_every_menu_item_of_this_airflow():
+    from airflow.api_fastapi.common.types import MenuItem
+
+    assert {item.value for item in MenuItem} <= set(roles.MENU)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line
+
+
+@pytest.fixture
+def users(tmp_path, monkeypatch):
+    path = tmp_path / "users"
+    monkeypatch.setenv("DOWNLINK_USERS_FILE", str(path))
+    monkeypatch.setenv("DOWNLINK_ADMIN_USER", "admin")
+    monkeypatch.setenv("DOWNLINK_ADMIN_PASSWORD", "a-long-generated-admin-password")
+    return path
+
+
+def cli(capsys, *argv):
+    code = accounts_cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def shown_password(out):
+    return re.search(r"shown only now.*: (\S+)$", out, re.M).group(1)
+
+
+def test_cli_add_prints_the_password_once_and_stores_only_its_hash(users, capsys):
+    code, out, _ = cli(capsys, "add", "alice", "--role", "viewer")
+    assert code == 0 and "added alice (viewer)" in out
+    password = shown_password(out)
+    text = users.read_text()
+    assert password not in text
+    account = store.load(str(users))["alice"]
+    assert account.role == "viewer" and pw.verify_password(password, account.password_hash)
+
+
+def test_cli_refuses_duplicates_unknown_roles_and_bad_names(users, capsys):
+    cli(capsys, "add", "alice", "--role", "viewer")
+    code, _, err = cli(capsys, "add", "alice", "--role", "admin")
+    assert code == 1 and "user alice already exists (role viewer)" in err
+    with pytest.raises(SystemExit) as exc:
+        cli(capsys, "add", "bob", "--role", "boss")
+    assert exc.value.code == 2 and "invalid choice: 'boss'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(capsys, "add", "bob:admin", "--role", "viewer")
+    assert "bad user name 'bob:admin'" in capsys.readouterr().err
+
+
+def test_cli_set_role_reset_and_remove(users, capsys):
+    first = shown_password(cli(capsys, "add", "alice", "--role", "viewer")[1])
+    assert cli(capsys, "set-role", "alice", "operator")[0] == 0
+    assert store.load(str(users))["alice"].role == "operator"
+    code, out, _ = cli(capsys, "reset-password", "alice")
+    second = shown_password(out)
+    account = store.load(str(users))["alice"]
+    assert code == 0 and second != first
+    assert pw.verify_password(second, account.password_hash) and not pw.verify_password(first, account.password_hash)
+    code, out, _ = cli(capsys, "list")
+    assert code == 0 and re.search(r"^alice\s+operator$", out, re.M)
+    assert cli(capsys, "remove", "alice")[0] == 0
+    assert "alice" not in store.load(str(users))
+    code, _, err = cli(capsys, "remove", "alice")
+    assert code == 1 and "no user alice" in err
+
+
+def test_cli_ensure_admin_creates_keeps_and_follows_the_env_password(users, capsys, monkeypatch):
+    code, out, _ = cli(capsys, "ensure-admin")
+    assert code == 0 and "created" in out
+    first = store.load(str(users))["admin"]
+    assert first.role == "admin" and pw.verify_password("a-long-generated-admin-password", first.password_hash)
+    assert "in place" in cli(capsys, "ensure-admin")[1]
+    assert store.load(str(users))["admin"] == first  # untouched when nothing changed
+    monkeypatch.setenv("DOWNLINK_ADMIN_PASSWORD", "another-long-admin-password")
+    assert "updated" in cli(capsys, "ensure-admin")[1]
+    assert pw.verify_password("another-long-admin-password", store.load(str(users))["admin"].password_hash)
+
+
+def test_cli_ensure_admin_refuses_a_missing_or_short_password(users, capsys, monkeypatch):
+    monkeypatch.setenv("DOWNLINK_ADMIN_PASSWORD", "short")
+    code, _, err = cli(capsys, "ensure-admin")
+    assert code == 1 and "DOWNLINK_ADMIN_PASSWORD" in err and not users.exists()
+
+
+@pytest.mark.parametrize("argv", [["remove", "admin"], ["set-role", "admin", "viewer"], ["reset-password", "admin"]])
+def test_cli_leaves_the_stacks_own_admin_to_the_env(users, capsys, argv):
+    cli(capsys, "ensure-admin")
+    code, _, err = cli(capsys, *argv)
+    assert code == 1 and "DOWNLINK_ADMIN_PASSWORD in .env" in err
+    assert store.load(str(users))["admin"].role == "admin"
+
+
+def test_cli_names_a_bad_users_file(users, capsys):
+    users.write_text(line("alice", "viewer") + "bob:viewer\n")
+    code, _, err = cli(capsys, "list")
+    assert code == 1 and f"{users}, line 2: expected name:role:password-hash" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# The auth manager (login, tokens, rights), without an api-server
+
+
+@pytest.fixture
+def manager(users, capsys, monkeypatch):
+    from downlink_airflow.auth_manager import DownlinkAuthManager
+
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "k" * 64)  # as make-env.sh makes it (HS512)
+
+    passwords = {}
+    for name, role in (("vera", "viewer"), ("otto", "operator")):
+        passwords[name] = shown_password(cli(capsys, "add", name, "--role", role)[1])
+    m = DownlinkAuthManager()
+    return m, passwords
+
+
+def body(username, password):
+    from airflow.api_fastapi.auth.managers.simple.datamodels.login import LoginBody
+
+    return LoginBody(username=username, password=password)
+
+
+def test_manager_signs_in_with_the_right_password_only(manager):
+    from fastapi import HTTPException
+
+    m, passwords = manager
+    token = m.create_token(body("vera", passwords["vera"]), 60)
+    assert token.count(".") == 2
+    for who, password in (("vera", "wrong"), ("nobody", passwords["vera"]), ("otto", passwords["vera"])):
+        with pytest.raises(HTTPException) as exc:
+            m.create_token(body(who, password), 60)
+        assert exc.value.status_code == 401
+    with pytest.raises(HTTPException) as exc:
+        m.create_token(body("vera", ""), 60)
+    assert exc.value.status_code == 400
+
+
+def test_manager_rights_follow_the_role_in_the_file_not_the_token(manager, capsys):
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    m, _ = manager
+    vera = m.deserialize_user(m.serialize_user(m.accounts.authenticate("vera", manager[1]["vera"])))
+    assert m.is_authorized_dag(method="GET", user=vera)
+    assert not m.is_authorized_dag(method="POST", user=vera, access_entity=DagAccessEntity.RUN)
+    claims = m.serialize_user(vera)
+    cli(capsys, "set-role", "vera", "operator")
+    promoted = m.deserialize_user(claims)
+    assert promoted.role == "operator" and m.is_authorized_dag(method="POST", user=promoted,
+                                                               access_entity=DagAccessEntity.RUN)
+    cli(capsys, "remove", "vera")
+    with pytest.raises(ValueError):  # Airflow turns this into "invalid token": 401
+        m.deserialize_user(claims)
+
+
+def test_manager_menu_and_admin_things(manager):
+    from airflow.api_fastapi.common.types import MenuItem
+
+    m, passwords = manager
+    otto = m.accounts.authenticate("otto", passwords["otto"])
+    menu = m.filter_authorized_menu_items(list(MenuItem), user=otto)
+    assert MenuItem.DAGS in menu and MenuItem.VARIABLES in menu and MenuItem.CONNECTIONS not in menu
+    assert not m.is_authorized_connection(method="GET", user=otto)
+    assert not m.is_authorized_variable(method="POST", user=otto)
+    assert m.is_authorized_variable(method="GET", user=otto)
+
+
+def test_manager_refuses_to_start_on_a_bad_users_file(users):
+    from downlink_airflow.auth_manager import DownlinkAuthManager
+
+    users.write_text("alice:root:x\n")
+    with pytest.raises(store.UsersFileError, match=rf"{users}, line 1: unknown role 'root'"):
+        DownlinkAuthManager().init()
+
+
+def test_login_endpoint_through_fastapi(manager):
+    from fastapi.testclient import TestClient
+
+    m, passwords = manager
+    client = TestClient(m.get_fastapi_app())
+    ok = client.post("/token", json={"username": "otto", "password": passwords["otto"]})
+    assert ok.status_code == 201 and ok.json()["access_token"]
+    form = client.post("/token", data={"username": "otto", "password": passwords["otto"]})
+    assert form.status_code == 201
+    assert client.post("/token", json={"username": "otto", "password": "nope"}).status_code == 401
+    assert client.post("/token/cli", json={"username": "otto", "password": passwords["otto"]}).status_code == 201
+    assert client.get("/token").status_code != 201  # no password-less "all admins" token
+    page = client.get("/login")
+    assert page.status_code == 200 and "<html" in page.text.lower()
