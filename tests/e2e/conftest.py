@@ -30,6 +30,8 @@ TEST_ENV = {
     "DOWNLINK_TASK_HEARTBEAT_TIMEOUT": "60",
     # A copy of dags/ that tests may edit (the registry tests add and break entries).
     "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
+    # The stack's compose files, whatever the developer's .env chose (tests/e2e_celery sets Celery's).
+    "COMPOSE_FILE": os.environ.get("DOWNLINK_E2E_COMPOSE_FILE", "docker-compose.yaml"),
 }
 
 
