@@ -97,7 +97,7 @@ test-unit-docker-proxy: $(VENV)/.done
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
 
 test-unit-astro:
-	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" \
+	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" --tmpfs /small:size=1m,mode=1777 \
 	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 

@@ -52,7 +52,7 @@ class AirflowAPI:
             headers["Authorization"] = f"Bearer {self.token()}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read() or b"null")
 
     def token(self):
@@ -90,7 +90,14 @@ class AirflowAPI:
     def wait_for_run(self, dag_id, run_id, timeout=1800, poll=3):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.run(dag_id, run_id)["state"]
+            try:
+                state = self.run(dag_id, run_id)["state"]
+            except (TimeoutError, ConnectionError, urllib.error.URLError) as exc:
+                if isinstance(exc, urllib.error.HTTPError) and exc.code < 500:
+                    raise
+                # A busy machine or a restarting api-server: a missed poll is not a result.
+                print(f"dagrun: polling {dag_id} {run_id}: {exc}; trying again", file=sys.stderr)
+                state = None
             if state in FINISHED:
                 return state
             time.sleep(poll)

@@ -1,8 +1,11 @@
 #!/bin/sh
-# The tag for images built from this tree: the commit, marked -dirty when tracked files differ.
-commit=$(git -C "$(dirname "$0")/.." rev-parse --short=12 HEAD 2>/dev/null) || { echo dev; exit 0; }
-if [ -n "$(git -C "$(dirname "$0")/.." status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  echo "$commit-dirty"
+# The tag for images built from this tree: the commit, and for a tree with changes -dirty plus a
+# hash of those changes (so two checkouts of one commit with different edits never share a tag).
+root="$(dirname "$0")/.."
+commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null) || { echo dev; exit 0; }
+if [ -n "$(git -C "$root" status --porcelain 2>/dev/null | grep -v '^?? build/')" ]; then
+  changes=$( { git -C "$root" diff HEAD; git -C "$root" ls-files --others --exclude-standard -z | (cd "$root" && xargs -0 -r sha1sum); } | sha1sum | cut -c1-8)
+  echo "$commit-dirty-$changes"
 else
   echo "$commit"
 fi

@@ -53,5 +53,9 @@ esac
 data_path=${DOWNLINK_DATA_PATH:-$(sed -n 's/^DOWNLINK_DATA_PATH=//p' "$ENV_FILE")}
 files=docker-compose.yaml
 [ -n "$celery" ] && files="$files:docker-compose.celery.yaml"
-[ -n "$data_path" ] && files="$files:docker-compose.data-path.yaml"
+if [ -n "$data_path" ]; then
+  files="$files:docker-compose.data-path.yaml"
+  mkdir -p "$data_path/data" "$data_path/raw" \
+    || { echo "make-env: DOWNLINK_DATA_PATH=$data_path: cannot create data/ and raw/ there" >&2; exit 1; }
+fi
 set_var COMPOSE_FILE "$files"

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from docker.types import Mount
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
-FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS")
+FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
+                      "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Settings:
     memory_ceiling: str = "8g"
     # Volumes the hourly health step checks besides the data volume: the database's.
     health_mounts: tuple = ()
+    # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
+    # folder of the data volume, writable by every step).
+    raw_volume: str = ""
 
     @classmethod
     def from_env(cls, env=None):
@@ -59,6 +63,7 @@ class Settings:
             min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
             freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
             memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
+            raw_volume=env.get("DOWNLINK_RAW_VOLUME", ""),
             health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
 

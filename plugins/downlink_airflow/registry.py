@@ -40,7 +40,8 @@ QUEUES = ("default", "heavy")
 
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
-    "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr", "queue",
+    "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
+    "writes_archive", "queue",
 }
 DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
 CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
@@ -73,6 +74,7 @@ class Script:
     image: str = "astro"
     description: str = ""
     warn_on_stderr: bool = False  # cron's habit: mail a warning when a successful run wrote to stderr
+    writes_archive: bool = False  # raw/ is mounted read-only in every step but the one(s) saying so
     queue: str = "default"  # one of QUEUES; `heavy` also runs in the `heavy` pool
 
     @property
@@ -241,11 +243,12 @@ class _Checker:
                 bad("email", f"not an address: {', '.join(map(repr, wrong))}")
             else:
                 out["email"] = tuple(emails)
-        if "warn_on_stderr" in raw:
-            if isinstance(raw["warn_on_stderr"], bool):
-                out["warn_on_stderr"] = raw["warn_on_stderr"]
-            else:
-                bad("warn_on_stderr", f"{raw['warn_on_stderr']!r} is not true or false")
+        for flag in ("warn_on_stderr", "writes_archive"):
+            if flag in raw:
+                if isinstance(raw[flag], bool):
+                    out[flag] = raw[flag]
+                else:
+                    bad(flag, f"{raw[flag]!r} is not true or false")
         if "queue" in raw:
             if raw["queue"] in QUEUES:
                 out["queue"] = raw["queue"]

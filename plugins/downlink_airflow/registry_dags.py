@@ -69,6 +69,7 @@ def build_dag(chain, scripts, settings):
                 image=image_of(s, settings),
                 environment={"DOWNLINK_NIGHT": NIGHT, **s.environment},
                 settings=settings,
+                writes_archive=s.writes_archive,
                 retries=s.retries,
                 retry_delay=s.retry_delay,
                 execution_timeout=s.timeout,

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from downlink_airflow.config import Settings
 
 DATA_DIR = "/data"
+RAW_DIR = DATA_DIR + "/raw"  # the archive: its own volume, mounted over the data volume's raw/
 SOURCE_DIR = "/source"
 # Per-run scratch space on the data volume, shared by the steps of one DAG run.
 RUN_DIR = DATA_DIR + "/work/{{ dag.dag_id }}/{{ run_id }}"
@@ -163,8 +164,10 @@ class StepOperator(DockerOperator):
         return result
 
 
-def astro_step(task_id, command, *, image=None, environment=None, settings=None, extra_mounts=(), **kwargs):
-    """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image."""
+def astro_step(task_id, command, *, image=None, environment=None, settings=None, extra_mounts=(),
+               writes_archive=False, **kwargs):
+    """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image.
+    The archive (raw/, its own volume) is read-only unless `writes_archive` (the archive step)."""
     cfg = settings or Settings.from_env()
     env = {
         "DOWNLINK_DAG_ID": "{{ dag.dag_id }}",
@@ -175,6 +178,8 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
     }
     env.update(environment or {})
     mounts = [Mount(target=DATA_DIR, source=cfg.data_volume, type="volume")]
+    if cfg.raw_volume:
+        mounts.append(Mount(target=RAW_DIR, source=cfg.raw_volume, type="volume", read_only=not writes_archive))
     if cfg.source_mount:
         mounts.append(Mount(target=SOURCE_DIR, source=cfg.source_mount, type="bind", read_only=True))
     mounts.extend(extra_mounts)

@@ -30,9 +30,34 @@ TEST_ENV = {
     "DOWNLINK_TASK_HEARTBEAT_TIMEOUT": "60",
     # A copy of dags/ that tests may edit (the registry tests add and break entries).
     "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
-    # The stack's compose files, whatever the developer's .env chose (tests/e2e_celery sets Celery's).
-    "COMPOSE_FILE": os.environ.get("DOWNLINK_E2E_COMPOSE_FILE", "docker-compose.yaml"),
+    # The data volume is a small tmpfs (compose.small-data.yaml) that a test can fill; the
+    # CeleryExecutor's override too for tests/e2e_celery. Set here, whatever the developer's .env chose.
+    "COMPOSE_FILE": os.pathsep.join([os.path.join(ROOT, "docker-compose.yaml")]
+                                    + ([os.path.join(ROOT, "docker-compose.celery.yaml")]
+                                       if os.environ.get("DOWNLINK_E2E_CELERY") else [])
+                                    + [os.path.join(ROOT, "tests", "e2e", "compose.small-data.yaml")]),
+    "DOWNLINK_E2E_DATA_DIR": os.path.join(ROOT, "build", "e2e-data-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
+    # The free-space check is scaled to that volume.
+    "DOWNLINK_MIN_FREE_GB": "0.05",
+    # A trickling transfer is given up on after 5 s below the minimum rate (the trickle test).
+    "DOWNLINK_TRANSFER_GRACE_SECONDS": "5",
 }
+DATA_SIZE = "256m"
+
+
+def mount_data_volume():
+    """A fresh tmpfs of DATA_SIZE under the e2e data volume."""
+    target = TEST_ENV["DOWNLINK_E2E_DATA_DIR"]
+    unmount_data_volume()
+    os.makedirs(target, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DATA_SIZE},mode=0755", "downlink-e2e-data", target],
+                   check=True, capture_output=True, text=True)
+
+
+def unmount_data_volume():
+    target = TEST_ENV["DOWNLINK_E2E_DATA_DIR"]
+    while os.path.ismount(target):
+        subprocess.run(["umount", target], check=True, capture_output=True, text=True)
 
 
 def copy_dags():
@@ -101,8 +126,15 @@ class Stack:
 
     def data_file(self, path):
         """A file's text from the stack's data volume (as a step would see it under /data)."""
-        return subprocess.run(["docker", "run", "--rm", "-v", f"{self.project}-data:/data:ro",
-                               f"downlink/astro:{self.tag}", "cat", f"/data/{path}"],
+        return self.on_data("cat", f"/data/{path}")
+
+    def on_data(self, *command, user=None):
+        """A command's output in the astro image with the data volume at /data and the archive
+        volume at /data/raw, both read-only unless `user` is given (then writable, as that user)."""
+        mode = "" if user else ":ro"
+        return subprocess.run(["docker", "run", "--rm", *(["-u", user] if user else []),
+                               "-v", f"{self.project}-data:/data{mode}", "-v", f"{self.project}-raw:/data/raw{mode}",
+                               f"downlink/astro:{self.tag}", *command],
                               check=True, capture_output=True, text=True, timeout=120).stdout
 
     def astro(self, *command):
@@ -140,9 +172,11 @@ def stack():
     s = Stack()
     s.down()  # a previous run killed mid-way must not leave state behind
     copy_dags()
+    mount_data_volume()
     try:
         s.up()
         yield s
     finally:
         if not os.environ.get("DOWNLINK_E2E_KEEP"):
             s.down()
+            unmount_data_volume()

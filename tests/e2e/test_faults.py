@@ -23,6 +23,13 @@ PROBE = {
         {"name": "too_big", "command": ALLOCATE.format(mb=400), "memory": "64m", "memory_max": "128m",
          "retries": 2, "email": ["ops@example.org"]},
     ],
+    "raw_probe": [
+        # Any step but the archive's: the archive of raw frames is read-only to it.
+        {"name": "intruder", "command": "ls {data}/raw > /dev/null && touch {data}/raw/intruder", "retries": 0, "email": []},
+        # An entry that says it writes the archive may.
+        {"name": "writer", "command": "touch {data}/raw/.e2e-writer && rm {data}/raw/.e2e-writer", "retries": 0,
+         "writes_archive": True, "email": []},
+    ],
 }
 
 
@@ -258,3 +265,108 @@ def test_postgres_killed_during_index_then_back_converges_without_duplicates(sta
     with stack.archive_db() as conn:
         rows, paths = conn.execute("SELECT count(*), count(DISTINCT path) FROM observations WHERE night = '2026-11-24'").fetchone()
     assert rows == paths == 29
+
+
+def test_the_archive_is_read_only_in_every_step_but_the_one_that_writes_it(stack, probes):
+    """Injected: a step that tries to write into the archive of raw frames."""
+    run_id = f"e2e_raw_{uuid.uuid4().hex[:6]}"
+    before = stack.on_data("sh", "-c", "find /data/raw -type f | sort | xargs -r sha256sum")
+    assert stack.run_dag("raw_probe", run_id, timeout=300) == "failed"
+    tis = {t["task_id"]: t["state"] for t in stack.api.task_instances("raw_probe", run_id)}
+    assert tis["intruder"] == "failed" and tis["writer"] == "success", tis
+    assert "Read-only file system" in stack.task_log("raw_probe", run_id, "intruder")
+    assert stack.on_data("sh", "-c", "find /data/raw -type f | sort | xargs -r sha256sum") == before
+
+
+def publish_night(stack, night):
+    """A generated night (29 frames of 135 KB) in the development archive; its manifest."""
+    import json
+    import subprocess
+
+    subprocess.run(["docker", "run", "--rm", "-v", f"{stack.project}-archive-src:/srv/archive", f"downlink/astro:{stack.tag}",
+                    "downlink", "make-night", "--night", night, "--out", "/srv/archive"],
+                   check=True, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(["docker", "run", "--rm", "-v", f"{stack.project}-archive-src:/srv/archive:ro",
+                          f"downlink/astro:{stack.tag}", "cat", f"/srv/archive/{night}/manifest.json"],
+                         check=True, capture_output=True, text=True, timeout=120).stdout
+    return {e["name"]: e["sha256"] for e in json.loads(out)["files"]}
+
+
+def night_rows(stack, night):
+    with stack.archive_db() as conn:
+        return conn.execute("SELECT filename, sha256 FROM observations WHERE night = %s", (night,)).fetchall()
+
+
+def leftovers(stack, night):
+    """Partial or temporary files of a night, anywhere on the data and archive volumes."""
+    return stack.on_data("sh", "-c", f"find /data -path '*{night}*' \\( -name '*.part' -o -name '.*tmp*' \\) | sort").split()
+
+
+SLOW_NIGHT = "2001-01-03"
+
+
+def test_a_trickling_transfer_is_stopped_kept_and_resumed_and_the_rest_of_the_night_goes_on(stack):
+    """Injected: the archive server sends one file of the night at 2 KB/s (nginx limit_rate),
+    below the minimum rate (10 KB/s after a 5 s grace in the test stack); then at full speed."""
+    published = publish_night(stack, SLOW_NIGHT)
+    slow = sorted(published)[-1]
+    nginx = "/etc/nginx/nginx.conf"
+    rule = f"location = /{SLOW_NIGHT}/{slow} {{ limit_rate 2k; }}"
+    stack.compose("exec", "-T", "-u", "0", "archive-server", "sh", "-c",
+                  f"cp {nginx} /tmp/nginx.conf.orig && sed -i 's|location = /healthz|{rule} location = /healthz|' {nginx}"
+                  " && nginx -t -q && nginx -s reload")
+    try:
+        time.sleep(2)
+        run_id, state = chain_run(stack, SLOW_NIGHT)
+    finally:
+        stack.compose("exec", "-T", "-u", "0", "archive-server", "sh", "-c",
+                      f"cp /tmp/nginx.conf.orig {nginx} && nginx -s reload")
+    tis = {t["task_id"]: t for t in stack.api.task_instances(DAG, run_id)}
+    # download gave up on the slow file but not on the night: the others were archived and indexed.
+    assert tis["download"]["state"] == "success" and tis["download"]["try_number"] == 1
+    assert tis["index"]["state"] == "success" and tis["diagnostics"]["state"] == "failed"
+    rows = dict(night_rows(stack, SLOW_NIGHT))
+    assert set(rows) == set(published) - {slow}  # never indexed as good while incomplete
+    assert all(rows[name] == published[name] for name in rows)
+    assert "too slow" in stack.task_log(DAG, run_id, "download")
+    # One mail, from the diagnostics step, naming the file and why.
+    mails = wait_for_mails(stack, f"{DAG}.diagnostics night {SLOW_NIGHT}", 1)
+    assert len(mails) == 1, [m["subject"] for m in mails]
+    assert slow in mails[0]["html"] and "too slow" in mails[0]["html"] and "still transferring" in mails[0]["html"]
+    # The partial file is kept, and the next run resumes it at full speed.
+    assert leftovers(stack, SLOW_NIGHT) == [f"/data/staging/{SLOW_NIGHT}/{slow}.part"]
+    run_id, state = chain_run(stack, SLOW_NIGHT)
+    assert state == "success"
+    assert "resuming at byte" in stack.task_log(DAG, run_id, "download")
+    rows = night_rows(stack, SLOW_NIGHT)
+    assert sorted(rows) == sorted(published.items())  # all 29, each once, as published
+    assert leftovers(stack, SLOW_NIGHT) == []
+
+
+FULL_NIGHT = "2001-01-04"
+
+
+def test_a_full_data_volume_fails_clearly_mails_once_and_leaves_no_partial_file(stack):
+    """Injected: the data volume (a 256 MB tmpfs in the test stack) filled to its last 64 KB
+    before a night of 29 frames of 135 KB each is downloaded; then space freed again."""
+    published = publish_night(stack, FULL_NIGHT)
+    fill = ("import os; os.makedirs('/data/work', exist_ok=True); st = os.statvfs('/data'); "
+            "fd = os.open('/data/work/e2e-filler', os.O_CREAT | os.O_WRONLY, 0o644); "
+            "os.posix_fallocate(fd, 0, st.f_bavail * st.f_frsize - 65536); os.close(fd)")
+    stack.on_data("python3", "-c", fill, user="1000")
+    try:
+        run_id, state = chain_run(stack, FULL_NIGHT)
+        assert state == "failed"
+        ti = stack.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/download")
+        assert ti["state"] == "failed" and ti["try_number"] == 3
+        mails = wait_for_mails(stack, f"{DAG}.download night {FULL_NIGHT}", 1)
+        assert len(mails) == 1, [m["subject"] for m in mails]
+        body = mails[0]["html"]
+        assert "no space left on the device" in body and "data volume /data:" in body and "MB free of" in body, body
+        assert leftovers(stack, FULL_NIGHT) == []  # no partial file left to be mistaken for data
+        assert night_rows(stack, FULL_NIGHT) == []
+    finally:
+        stack.on_data("rm", "-f", "/data/work/e2e-filler", user="1000")
+    run_id, state = chain_run(stack, FULL_NIGHT)
+    assert state == "success"
+    assert sorted(night_rows(stack, FULL_NIGHT)) == sorted(published.items())

@@ -11,7 +11,7 @@ os.environ.setdefault("DOWNLINK_E2E_PROJECT", "downlink-test-celery")
 os.environ.setdefault("DOWNLINK_E2E_WEB_PORT", "18180")
 os.environ.setdefault("DOWNLINK_E2E_MAIL_PORT", "11180")
 os.environ.setdefault("DOWNLINK_E2E_DB_PORT", "15533")
-os.environ["DOWNLINK_E2E_COMPOSE_FILE"] = "docker-compose.yaml:docker-compose.celery.yaml"
+os.environ["DOWNLINK_E2E_CELERY"] = "1"  # the e2e conftest adds docker-compose.celery.yaml
 os.environ["DOWNLINK_WORKERS"] = "2"
 # Two task slots per worker: the night's parallel branches (index, fits_verify, bias_levels after
 # archive) cannot all fit on one worker, as on a busy cluster.

@@ -16,7 +16,8 @@ PROBE = {
     # A night's chain in miniature, with a slow heavy step that has one visible effect.
     "failover_probe": [
         {"name": "fo_download", "command": "downlink download --night {night}"},
-        {"name": "fo_archive", "command": "downlink archive --night {night}", "after": "fo_download"},
+        {"name": "fo_archive", "command": "downlink archive --night {night}", "after": "fo_download",
+         "writes_archive": True},
         {"name": "fo_index", "command": "downlink index --night {night}", "after": "fo_archive"},
         {"name": "fo_calibrate", "queue": "heavy", "after": "fo_index", "retry_delay": "1s",
          "command": f"sleep {SLOW}; mkdir -p {{data}}/work; echo '{{run_id}}' >> {{data}}/work/failover_effects.txt; "

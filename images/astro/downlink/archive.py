@@ -3,11 +3,17 @@
 staging/<night>/<file> goes to raw/<night>/<file>, read-only. An archived file is never replaced.
 If the same name is already archived with the same content, the staged copy is dropped. If the
 content differs, the staged copy is quarantined with the reason, and the archived file stays.
+
+raw/ is its own volume (read-only in every other step), so a file is copied in, not renamed: it
+is written to a hidden temporary name, checked against the staged file's sha256, synced, then
+linked to its final name (which fails if the name exists: no window in which a file could be
+overwritten). A copy cut short (a full volume, say) is deleted; the staged file stays for a rerun.
 Exit codes: 0 done; 1 failure (reason on stderr); 2 bad usage.
 """
 import os
+import shutil
 
-from downlink import layout
+from downlink import StepError, layout
 from downlink.checksum import sha256_file
 from downlink.quarantine import quarantine
 
@@ -18,6 +24,24 @@ def add_parser(sub):
     return p
 
 
+def copy_into(src, dest, digest):
+    """Copy src to dest (which must not exist) through a synced temporary file; FileExistsError
+    if dest exists."""
+    tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.{os.getpid()}.tmp")
+    try:
+        with open(src, "rb") as fin, open(tmp, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if sha256_file(tmp) != digest:
+            raise StepError(f"{layout.relative(dest)}: the copy differs from the staged file; nothing archived")
+        os.chmod(tmp, 0o444)
+        os.link(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def archive_night(night):
     staging = layout.night_dir("staging", night)
     raw = layout.night_dir("raw", night, create=True)
@@ -26,7 +50,7 @@ def archive_night(night):
         src, dest = os.path.join(staging, name), os.path.join(raw, name)
         digest = sha256_file(src)
         try:
-            os.link(src, dest)  # fails if dest exists: no window in which a file could be overwritten
+            copy_into(src, dest, digest)
         except FileExistsError:
             held = sha256_file(dest)
             if held == digest:
@@ -38,7 +62,6 @@ def archive_night(night):
                            src=src, sha256=digest)
                 counts["quarantined"] += 1
             continue
-        os.chmod(dest, 0o444)
         os.remove(src)
         counts["archived"] += 1
     total = len(layout.files_in(raw))

@@ -4,6 +4,7 @@ Exit codes (all steps): 0 success; 1 the step failed (the reason is on stderr);
 2 bad usage or configuration.
 """
 import argparse
+import errno
 import sys
 
 from downlink import StepError, __version__
@@ -34,3 +35,16 @@ def main(argv=None):
     except StepError as exc:
         print(f"downlink {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full volume is an operator's problem, not a bug: one line saying where and how full.
+        print(f"downlink {args.command}: error: {no_space_message(exc)}", file=sys.stderr)
+        return 1
+
+
+def no_space_message(exc):
+    from downlink import layout
+
+    what = f" writing {exc.filename}" if exc.filename else ""
+    return f"no space left on the device{what}; " + layout.space_report()

@@ -3,7 +3,8 @@
 Checks (each stored in the `diagnostics` table, latest result per night and check):
   disk_space       free space on the data volume >= DOWNLINK_MIN_FREE_GB (default 1 GB)
   database         the archive database answers
-  files_accounted  every file in the night's manifest is archived or quarantined (nothing lost)
+  files_accounted  every file in the night's manifest is archived or quarantined (nothing lost);
+                   a slow transfer still pending is named with its reason
   indexed          every archived file has a row in observations (downloaded = archived = indexed)
   science_reduced  every science frame is reduced or quarantined with a reason
 Exit codes: 0 all checks pass; 1 a check failed (each failure printed with its numbers); 2 bad usage.
@@ -15,6 +16,7 @@ import shutil
 from psycopg.types.json import Jsonb
 
 from downlink import StepError, db, layout, runinfo
+from downlink.download import pending_transfers
 from downlink.quarantine import records
 
 GB = 1024 ** 3
@@ -59,11 +61,14 @@ def file_checks(night, conn):
     else:
         rejected = quarantined.get("download", set()) | quarantined.get("archive", set())
         missing = sorted(listed - raw - rejected)
+        slow = {n: r for n, r in pending_transfers(night).items() if n in missing}
+        lost = [n for n in missing if n not in slow]
         results.append(check("files_accounted", not missing,
                              f"{len(listed)} listed = {len(listed & raw)} archived + {len(listed & rejected - raw)} quarantined"
-                             + (f"; missing: {missing}" if missing else ""),
+                             + (f"; still transferring: " + "; ".join(f"{n} ({r})" for n, r in slow.items()) if slow else "")
+                             + (f"; missing: {lost}" if lost else ""),
                              listed=len(listed), archived=len(listed & raw), quarantined=len(listed & rejected - raw),
-                             missing=missing))
+                             missing=missing, pending=slow))
     indexed = {row[0] for row in conn.execute("SELECT filename FROM observations WHERE night = %s", (night,))}
     unindexed = sorted(raw - indexed - quarantined.get("index", set()))
     results.append(check("indexed", not unindexed,

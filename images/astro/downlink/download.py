@@ -13,13 +13,22 @@ For each file in the manifest:
   - size, sha256 and FITS validity are checked; a bad file is quarantined with the reason and
     the rest of the night goes on;
   - a good file is renamed into staging/<night>/ for the archive step.
-Exit codes: 0 done, even when files were quarantined; 1 the source could not be read or a
-transfer was cut short (partial files are kept, and a retry resumes them); 2 bad usage.
+A transfer slower than DOWNLINK_MIN_TRANSFER_RATE (bytes/s, k/M suffixes; default 10k; 0: no
+minimum), after DOWNLINK_TRANSFER_GRACE_SECONDS (default 60), is stopped: its partial file is kept
+and listed in staging/<night>/.pending.json, the rest of the night goes on, and the next run
+resumes it (the chain's diagnostics step fails, and mails, until it has arrived).
+A full volume stops the step with the free space in the message; the partial file is deleted.
+Exit codes: 0 done, even when files were quarantined or a slow transfer is pending; 1 the source
+could not be read or a transfer was cut short (partial files are kept, and a retry resumes them),
+or nothing of the night could be fetched; 2 bad usage.
 """
+import errno
 import json
 import os
 import re
 import shutil
+import sys
+import time
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -33,8 +42,45 @@ from downlink.quarantine import find, quarantine, release
 
 DEFAULT_SOURCE = "http://archive-server:8080"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-CHUNK = 1 << 16
+# Small enough that a trickling transfer returns control often (each block is checked against
+# the minimum rate), large enough to cost little at full speed.
+CHUNK = 1 << 14
 TIMEOUT = (10, 60)  # connect, read (seconds): a stalled server fails the transfer, which resumes on retry
+PENDING = ".pending.json"
+
+
+class TooSlow(Exception):
+    """A transfer below the minimum rate: stopped, its partial file kept for a later resume."""
+
+
+def parse_rate(text):
+    """'10k' -> 10240 bytes/s; '0' -> 0 (no minimum)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)[bB]?(?:/s)?\s*", str(text))
+    if not m:
+        raise StepError(f"DOWNLINK_MIN_TRANSFER_RATE={text!r}: expected bytes per second, e.g. 10k or 2M")
+    return float(m.group(1)) * {"": 1, "k": 1024, "m": 1024 ** 2}[m.group(2).lower()]
+
+
+def human_rate(bps):
+    return f"{bps / 1024:.1f} KB/s" if bps < 1024 ** 2 else f"{bps / 1024 ** 2:.1f} MB/s"
+
+
+class RateLimit:
+    """The slowest transfer accepted: it must average min_rate after a grace period."""
+
+    def __init__(self, min_rate=None, grace=None):
+        env = os.environ
+        self.setting = env.get("DOWNLINK_MIN_TRANSFER_RATE", "10k") if min_rate is None else str(min_rate)
+        self.min_rate = parse_rate(self.setting)
+        self.grace = float(env.get("DOWNLINK_TRANSFER_GRACE_SECONDS", "60") if grace is None else grace)
+
+    def deadline(self, nbytes, start):
+        return float("inf") if self.min_rate <= 0 else start + self.grace + nbytes / self.min_rate
+
+    def too_slow(self, got, expected, elapsed):
+        return TooSlow(f"too slow: {got} of {expected} bytes in {elapsed:.0f} s ({human_rate(got / max(elapsed, 1e-9))}; "
+                       f"the minimum is DOWNLINK_MIN_TRANSFER_RATE={self.setting}); the partial file is kept and "
+                       "the next run resumes it")
 
 
 def add_parser(sub):
@@ -60,8 +106,9 @@ def check_manifest(manifest, where):
 
 
 class HttpSource:
-    def __init__(self, base):
+    def __init__(self, base, limit=None):
         self.base = base.rstrip("/")
+        self.limit = limit or RateLimit()
         self.session = requests.Session()
         retry = Retry(total=3, backoff_factor=1, status_forcelist=(502, 503, 504), allowed_methods=("GET",))
         self.session.mount("http://", HTTPAdapter(max_retries=retry))
@@ -103,9 +150,19 @@ class HttpSource:
                 return (f"the server's copy is {start + int(offered)} bytes; the manifest says {size} "
                         "(truncated on the server)")
             mode = "ab" if resp.status_code == 206 else "wb"
+            if start:
+                print(f"{name}: resuming at byte {start}")
+            began = time.monotonic()
+            expected = (size - start) if size is not None else int(offered or 0)
+            deadline = self.limit.deadline(expected, began)
+            got = 0
             with open(part, mode) as fh:
                 for block in resp.iter_content(CHUNK):
                     fh.write(block)
+                    got += len(block)
+                    if time.monotonic() > deadline and got < expected:
+                        fh.flush()
+                        raise self.limit.too_slow(got, expected, time.monotonic() - began)
                 fh.flush()
                 os.fsync(fh.fileno())
         return None
@@ -172,6 +229,7 @@ def download_night(source, night):
     write_json(os.path.join(staging, ".manifest.json"), {"night": str(night), "files": entries})
     counts = {"listed": len(entries), "downloaded": 0, "skipped": 0, "quarantined": 0}
     interrupted = []
+    pending = {}
     for entry in entries:
         name = entry["name"]
         try:
@@ -192,7 +250,18 @@ def download_night(source, night):
         part = os.path.join(staging, name + ".part")
         try:
             reason = source.fetch(night, name, part, entry["size"])
-        except (requests.RequestException, OSError) as exc:
+        except TooSlow as exc:
+            pending[name] = str(exc)
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Resuming cannot help until space is freed, and the partial file only takes more.
+                if os.path.exists(part):
+                    os.unlink(part)
+                raise OSError(exc.errno, os.strerror(exc.errno), layout.relative(part)) from exc
+            interrupted.append(f"{name}: {exc}")
+            continue
+        except requests.RequestException as exc:
             interrupted.append(f"{name}: {exc}")
             continue
         if not reason and os.path.getsize(part) < entry["size"]:
@@ -210,9 +279,34 @@ def download_night(source, night):
         counts["downloaded"] += 1
     print(f"night {night}: {counts['listed']} listed, {counts['downloaded']} downloaded, "
           f"{counts['skipped']} already held, {counts['quarantined']} quarantined")
+    record_pending(staging, pending)
     if interrupted:
-        raise StepError(f"{len(interrupted)} transfer(s) cut short, partial files kept for the retry: " + "; ".join(interrupted))
+        raise StepError(f"{len(interrupted)} transfer(s) cut short, partial files kept for the retry: "
+                        + "; ".join(interrupted + [f"{n}: {r}" for n, r in pending.items()]))
+    if pending:
+        slow = "; ".join(f"{n}: {r}" for n, r in pending.items())
+        if not (layout.files_in(staging) or layout.files_in(raw)):
+            raise StepError(f"nothing of night {night} could be fetched: {slow}")
+        print(f"WARNING: {len(pending)} transfer(s) pending, the rest of the night goes on: {slow}", file=sys.stderr)
     return counts
+
+
+def record_pending(staging, pending):
+    """staging/<night>/.pending.json lists the transfers a later run must finish (diagnostics reads it)."""
+    path = os.path.join(staging, PENDING)
+    if pending:
+        write_json(path, {"pending": [{"name": n, "reason": r} for n, r in pending.items()]})
+    elif os.path.exists(path):
+        os.unlink(path)
+
+
+def pending_transfers(night):
+    """{name: reason} of the night's transfers left unfinished by the last download."""
+    path = os.path.join(layout.night_dir("staging", night), PENDING)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        return {e["name"]: e["reason"] for e in json.load(fh)["pending"]}
 
 
 def run(args):

@@ -2,7 +2,8 @@
 
 Checks:
   disk_space  free space on each volume given with --volume NAME=PATH (default: the data volume
-              at /data, and the database's volume at /pgdata when it is mounted) is at least
+              at /data, the archive's at /data/raw and the database's at /pgdata when they are
+              mounted) is at least
               --min-free-gb (DOWNLINK_MIN_FREE_GB, default 1 GB)
   database    the archive database answers
   freshness   a new frame was indexed within the last --max-age-hours (DOWNLINK_FRESHNESS_HOURS,
@@ -41,7 +42,10 @@ def number(x):
 
 def volumes(spec):
     if spec is None:
-        found = [("data", os.environ.get("DOWNLINK_DATA", "/data"))]
+        data = os.environ.get("DOWNLINK_DATA", "/data")
+        found = [("data", data)]
+        if os.path.ismount(os.path.join(data, "raw")):
+            found.append(("archive", os.path.join(data, "raw")))
         if os.path.isdir("/pgdata"):
             found.append(("database", "/pgdata"))
         return found

@@ -45,6 +45,22 @@ def night_dir(area, night, root=None, create=False):
     return path
 
 
+def space_report(root=None):
+    """'data volume /data: 0.1 MB free of 1024.0 MB; archive volume /data/raw: …' for error messages."""
+    root = root or data_root()
+    parts = []
+    for name, path in (("data volume", root), ("archive volume", os.path.join(root, "raw"))):
+        if name == "archive volume" and not os.path.ismount(path):
+            continue  # raw/ is a folder of the data volume here
+        try:
+            usage = os.statvfs(path)
+        except OSError:
+            continue
+        free, total = usage.f_bavail * usage.f_frsize / 2**20, usage.f_blocks * usage.f_frsize / 2**20
+        parts.append(f"{name} {path}: {free:.1f} MB free of {total:.1f} MB")
+    return "; ".join(parts)
+
+
 def relative(path, root=None):
     """A path as stored in the database: relative to the data root."""
     return os.path.relpath(path, root or data_root())

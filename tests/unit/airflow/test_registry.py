@@ -148,6 +148,7 @@ def test_schedules_come_from_the_environment_with_a_default():
     ("{name: x, command: x, chain: night, memory: lots}", "scripts[2] 'x': memory: 'lots' is not a memory size"),
     ("{name: x, command: x, chain: night, timeout: soon}", "scripts[2] 'x': timeout: 'soon' is not a duration"),
     ("{name: x, command: x, chain: night, email: nobody}", "scripts[2] 'x': email: not an address: 'nobody'"),
+    ("{name: x, command: x, chain: night, writes_archive: yes please}", "scripts[2] 'x': writes_archive: 'yes please' is not true or false"),
     ("{name: x, chain: night}", "scripts[2] 'x': command: required"),
     ("{name: x, command: x, chain: night, queue: haevy}", "scripts[2] 'x': queue: 'haevy' is not a known queue (one of: default, heavy) (did you mean 'heavy'?)"),
     ("{name: 'has space', command: x, chain: night}", "scripts[2] 'has space': name: required; letters, digits"),
@@ -214,3 +215,15 @@ def test_the_shipped_registry_is_clean_and_builds_the_daily_chain():
     assert daily.get_task("diagnostics").trigger_rule == "all_done" and daily.get_task("diagnostics").retries == 0
     assert daily.get_task("header_summary").upstream_task_ids == {"index"}
     assert {t.task_id for t in daily.tasks if t.queue == "heavy"} == {"calibrate", "sources"}
+
+
+def test_only_the_archive_step_may_write_the_archive_of_raw_frames():
+    reg = load_registry(os.path.join(DAGS, "registry.yaml"), env={})
+    settings = Settings.from_env({"DOWNLINK_TAG": "abc123", "DOWNLINK_RAW_VOLUME": "proj-raw"})
+    daily = build_dags(reg, settings)["daily_chain"]
+    writable = {t.task_id for t in daily.tasks for m in getattr(t, "mounts", ())
+                if m["Source"] == "proj-raw" and not m.get("ReadOnly")}
+    read_only = {t.task_id for t in daily.tasks for m in getattr(t, "mounts", ())
+                 if m["Source"] == "proj-raw" and m.get("ReadOnly")}
+    assert writable == {"archive"}
+    assert {"download", "index", "calibrate", "fits_verify", "bias_levels"} <= read_only

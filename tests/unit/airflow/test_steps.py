@@ -4,7 +4,7 @@ import sys
 sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow.config import Settings  # noqa: E402
-from downlink_airflow.steps import DATA_DIR, astro_step  # noqa: E402
+from downlink_airflow.steps import DATA_DIR, RAW_DIR, astro_step  # noqa: E402
 
 
 def settings():
@@ -163,3 +163,12 @@ def test_an_orphan_that_failed_is_removed_and_the_step_runs_again(ladder):
     op, cli = ladder("64m", "1g", 0, orphan={"Running": False, "ExitCode": 1})
     assert op.execute(CONTEXT) == "done"
     assert len(cli.runs) == 1 and cli.removed == ["orphan", "c0"]
+
+
+def test_the_archive_volume_is_read_only_unless_the_step_writes_it():
+    cfg = Settings.from_env({"DOWNLINK_DATA_VOLUME": "proj-data", "DOWNLINK_RAW_VOLUME": "proj-raw"})
+    reader = astro_step("r", ["true"], settings=cfg)
+    writer = astro_step("w", ["true"], settings=cfg, writes_archive=True)
+    assert [(m["Source"], m["Target"], m.get("ReadOnly", False)) for m in reader.mounts] == [
+        ("proj-data", DATA_DIR, False), ("proj-raw", RAW_DIR, True)]
+    assert [(m["Source"], m.get("ReadOnly", False)) for m in writer.mounts] == [("proj-data", False), ("proj-raw", False)]

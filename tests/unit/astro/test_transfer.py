@@ -4,6 +4,7 @@ import http.server
 import json
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -96,8 +97,10 @@ def test_bad_manifest_is_a_clear_error(tmp_path, data_root):
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """A static server that honours 'Range: bytes=N-' (like nginx), and can cut a body short."""
+    """A static server that honours 'Range: bytes=N-' (like nginx), and can cut a body short or
+    trickle one file (1 KB every 0.1 s: 10 KB/s)."""
     cut_after = None
+    trickle = None
 
     def log_message(self, *args):
         pass
@@ -121,6 +124,16 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         limit = RangeHandler.cut_after
+        if RangeHandler.trickle and self.path.endswith(RangeHandler.trickle):
+            try:
+                for i in range(0, len(body), 1024):
+                    self.wfile.write(body[i:i + 1024])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up on us
+                pass
+            self.close_connection = True
+            return
         self.wfile.write(body[:limit] if limit else body)
         if limit:
             self.close_connection = True
@@ -137,6 +150,7 @@ def http_archive(tmp_path):
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     RangeHandler.cut_after = None
+    RangeHandler.trickle = None
 
 
 def test_http_download_is_resumed_after_a_cut(http_archive, data_root):
@@ -184,3 +198,93 @@ def test_a_resumed_file_the_server_cannot_complete_is_quarantined(http_archive, 
     counts = download.download_night(download.make_source(url), NIGHT)
     assert counts["quarantined"] == 1
     assert "the server's copy ends at 3000 bytes" in quarantine.find(NIGHT, "a.fits", "download")["reason"]
+
+
+def big_fits(value, side=160):
+    """A FITS file of about 100 KB (160x160 float32)."""
+    from io import BytesIO
+
+    buf = BytesIO()
+    fits.PrimaryHDU(np.full((side, side), value, dtype=np.float32)).writeto(buf)
+    return buf.getvalue()
+
+
+def test_a_trickling_transfer_is_stopped_kept_and_resumed_while_the_night_goes_on(http_archive, data_root, capsys):
+    root, url = http_archive
+    slow, fine = big_fits(1), fits_bytes(2)
+    publish(root, {"slow.fits": slow, "fine.fits": fine})
+    RangeHandler.trickle = "slow.fits"
+    limit = download.RateLimit(min_rate="50k", grace=0.5)  # the server sends 10 KB/s
+    counts = download.download_night(download.HttpSource(url, limit), NIGHT)
+    assert counts["downloaded"] == 1  # fine.fits; no exception: the night goes on
+    pending = download.pending_transfers(NIGHT)
+    assert list(pending) == ["slow.fits"] and "too slow" in pending["slow.fits"]
+    assert "DOWNLINK_MIN_TRANSFER_RATE=50k" in pending["slow.fits"]
+    assert "WARNING: 1 transfer(s) pending" in capsys.readouterr().err
+    part = data_root / "staging" / NIGHT / "slow.fits.part"
+    assert 0 < part.stat().st_size < len(slow)
+    assert not (data_root / "staging" / NIGHT / "slow.fits").exists()  # never passed on as good
+    RangeHandler.trickle = None
+    counts = download.download_night(download.HttpSource(url, limit), NIGHT)
+    assert counts["downloaded"] == 1 and "resuming at byte" in capsys.readouterr().out
+    assert (data_root / "staging" / NIGHT / "slow.fits").read_bytes() == slow
+    assert download.pending_transfers(NIGHT) == {}
+
+
+def test_a_night_whose_only_file_trickles_is_a_step_error(http_archive, data_root):
+    root, url = http_archive
+    publish(root, {"slow.fits": big_fits(1)})
+    RangeHandler.trickle = "slow.fits"
+    with pytest.raises(StepError, match="nothing of night .* could be fetched: slow.fits: too slow"):
+        download.download_night(download.HttpSource(url, download.RateLimit(min_rate="50k", grace=0.5)), NIGHT)
+
+
+@pytest.mark.parametrize("text, rate", [("10k", 10240), ("2M", 2 * 1024 ** 2), ("500", 500), ("0", 0), ("1.5 KB/s", 1536)])
+def test_minimum_rates_are_read_as_people_write_them(text, rate):
+    assert download.parse_rate(text) == rate
+
+
+def test_a_minimum_rate_that_is_not_one_is_a_clear_error():
+    with pytest.raises(StepError, match="DOWNLINK_MIN_TRANSFER_RATE='fast'"):
+        download.parse_rate("fast")
+
+
+SMALL = "/small"  # a 1 MB tmpfs (make test-unit-astro mounts it)
+
+
+@pytest.fixture
+def small_volume(monkeypatch):
+    if not os.path.ismount(SMALL):
+        pytest.skip(f"no small tmpfs at {SMALL} (make test-unit-astro mounts one)")
+    root = os.path.join(SMALL, "data")
+    os.makedirs(root, exist_ok=True)
+    monkeypatch.setenv("DOWNLINK_DATA", root)
+    yield root
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_full_volume_stops_download_with_a_clear_error_and_no_partial_file(tmp_path, small_volume, capsys):
+    from downlink import cli
+
+    src = tmp_path / "src"
+    publish(src, {"a.fits": big_fits(1), "b.fits": big_fits(2, side=600)})  # 100 KB and 1.4 MB > 1 MB
+    assert cli.main(["download", "--night", NIGHT, "--source", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on the device writing staging/{NIGHT}/" in err, err
+    assert f"data volume {small_volume}:" in err and "MB free of 1.0 MB" in err, err
+    staged = os.listdir(os.path.join(small_volume, "staging", NIGHT))
+    assert not [n for n in staged if n.endswith(".part") or "tmp" in n], staged
+
+
+def test_a_full_archive_volume_leaves_no_partial_copy_and_keeps_the_staged_file(tmp_path, small_volume, monkeypatch):
+    staging = os.path.join(small_volume, "staging", NIGHT)
+    os.makedirs(staging)
+    with open(os.path.join(staging, "big.fits"), "wb") as fh:
+        fh.write(big_fits(3, side=400))  # 640 KB: staged fits, a second copy does not
+    with pytest.raises(OSError) as exc:
+        archive.archive_night(NIGHT)
+    assert exc.value.errno == 28
+    assert os.listdir(os.path.join(small_volume, "raw", NIGHT)) == []  # no half-copied frame
+    assert os.path.exists(os.path.join(staging, "big.fits"))  # the rerun can still archive it
