@@ -93,6 +93,12 @@ def main(argv=None):
     import backfill
     import dagrun
 
+    tag = os.environ["DOWNLINK_TAG"]
+    if subprocess.run(["docker", "image", "inspect", f"downlink/airflow:{tag}", f"downlink/astro:{tag}",
+                       f"downlink/redis:{tag}"], capture_output=True).returncode != 0:
+        print(f"bench backfill: the images for tag {tag} are missing: run `make build` first", file=sys.stderr)
+        return 2
+
     nights = [FIRST_NIGHT + timedelta(days=i) for i in range(2 * per_config)]
     results = []
     compose("down", "--volumes", "--remove-orphans", check=False)
