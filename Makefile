@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap build env up down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
+.PHONY: help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -18,14 +18,24 @@ bootstrap:  ## Docker engine, Compose v2, base image, wheelhouse (idempotent)
 build: bootstrap  ## build the images, tagged with the git commit
 	@tools/build-images.sh $(TAG)
 
+# EXECUTOR=celery|local switches the stack's executor (kept in .env as COMPOSE_FILE until switched).
 env:
-	@tools/make-env.sh $(TAG)
+	@EXECUTOR=$(EXECUTOR) tools/make-env.sh $(TAG)
 
 up: build env  ## start the stack and run the daily chain on the sample night
 	@echo "starting the stack (tag $(TAG)) ..."
 	@$(COMPOSE) up -d --wait --remove-orphans
 	@tools/dagrun.py daily_chain --sample-night --timeout 1800
 	@tools/show-access.sh
+
+up-celery:  ## the stack on the CeleryExecutor: Redis broker, DOWNLINK_WORKERS workers (default 2)
+	@$(MAKE) --no-print-directory up EXECUTOR=celery
+
+# make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n]: nights FROM..TO, n runs at once
+backfill:  ## reprocess nights FROM..TO with Airflow's backfill, PARALLEL runs at once (default 2)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n]" >&2; exit 2; }
+	@# the running stack's tag (.env), not this checkout's
+	@env -u DOWNLINK_TAG tools/backfill.py --from "$(FROM)" --to "$(TO)" --parallel "$(or $(PARALLEL),2)"
 
 info:  ## print the addresses and logins of the running stack
 	@tools/show-access.sh
@@ -136,6 +146,10 @@ browser:  # chromium and chromedriver for the browser e2e test (apt, when missin
 
 test-e2e: build browser $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e
+
+# Its own stack (project downlink-test-celery): CeleryExecutor with two workers; spread and failover.
+test-e2e-celery: build $(VENV)/.done env  ## two Celery workers: a night spread over both, one killed mid-run
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e_celery
 
 lock:  ## re-resolve requirements.txt (needs PyPI)
 	@tools/lock.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build Downlink's images, tagged with the git commit (TAG). Reuses Docker's layer cache; output
 # goes to build/logs/ and is shown only when a build fails.
-# Usage: tools/build-images.sh TAG [IMAGE...]   (default: airflow astro postgres mail archive-server docker-proxy)
+# Usage: tools/build-images.sh TAG [IMAGE...]   (default: airflow astro postgres mail archive-server docker-proxy redis)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG=${1:?usage: build-images.sh TAG [IMAGE...]}; shift
@@ -21,12 +21,12 @@ build() {  # build NAME CONTEXT [extra docker build args]
   echo "built downlink/$name:$TAG in $((SECONDS - start)) s"
 }
 
-for image in "${@:-airflow astro postgres mail archive-server docker-proxy}"; do
+for image in "${@:-airflow astro postgres mail archive-server docker-proxy redis}"; do
   for name in $image; do
     case $name in
       airflow|mail) build "$name" . ;;        # need the host-side caches in build/
       astro) build astro images/astro --build-arg DOWNLINK_VERSION="$TAG" ;;
-      postgres|archive-server|docker-proxy) build "$name" "images/$name" ;;
+      postgres|archive-server|docker-proxy|redis) build "$name" "images/$name" ;;
       *) echo "build-images: unknown image '$name'" >&2; exit 2 ;;
     esac
   done

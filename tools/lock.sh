@@ -3,8 +3,14 @@
 # Airflow's own constraints file is not reachable from our build hosts, so this is our constraint.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TOP=("apache-airflow==3.3.2" apache-airflow-providers-docker apache-airflow-providers-postgres
-     apache-airflow-providers-smtp apache-airflow-providers-standard docker pytest "psycopg[binary]" requests)
+TOP=("apache-airflow==3.3.2" apache-airflow-providers-celery apache-airflow-providers-docker apache-airflow-providers-postgres
+     apache-airflow-providers-smtp apache-airflow-providers-standard docker pytest "psycopg[binary]" requests
+     # redis (Celery's broker client) needs it below Python 3.11.3, and the image runs Debian 12's
+     # 3.11.2; pip evaluates that marker against the host's Python, so it is named here.
+     async-timeout
+     # celery 5.7 dropped celery.backends.database.retry, which the celery provider (3.26) imports:
+     # its workers die at start with "cannot import name 'retry'".
+     "celery<5.7")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --upgrade pip

@@ -38,3 +38,24 @@ default_var DOWNLINK_ADMIN_PASSWORD "$(secret)"
 set_var DOWNLINK_TAG "$TAG"
 sock=${DOCKER_SOCKET:-/var/run/docker.sock}
 set_var DOCKER_GID "$(stat -c %g "$sock" 2>/dev/null || echo 0)"
+
+# Which compose files make the stack (docker compose reads COMPOSE_FILE from .env, so every later
+# `docker compose`, `make logs`, `make down` sees the same stack). EXECUTOR=celery|local switches
+# (sticky: kept in .env until switched again); DOWNLINK_DATA_PATH puts the archive on a shared
+# filesystem path (docs/scaling.md).
+current=$(sed -n 's/^COMPOSE_FILE=//p' "$ENV_FILE")
+case ${EXECUTOR:-} in
+  celery) celery=1 ;;
+  local) celery= ;;
+  "") case $current in *docker-compose.celery.yaml*) celery=1 ;; *) celery= ;; esac ;;
+  *) echo "make-env: EXECUTOR=$EXECUTOR: use celery or local" >&2; exit 2 ;;
+esac
+data_path=${DOWNLINK_DATA_PATH:-$(sed -n 's/^DOWNLINK_DATA_PATH=//p' "$ENV_FILE")}
+files=docker-compose.yaml
+[ -n "$celery" ] && files="$files:docker-compose.celery.yaml"
+if [ -n "$data_path" ]; then
+  files="$files:docker-compose.data-path.yaml"
+  mkdir -p "$data_path/data" "$data_path/raw" \
+    || { echo "make-env: DOWNLINK_DATA_PATH=$data_path: cannot create data/ and raw/ there" >&2; exit 1; }
+fi
+set_var COMPOSE_FILE "$files"

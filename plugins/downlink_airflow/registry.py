@@ -32,11 +32,16 @@ DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 MEMORY = re.compile(r"^\s*\d+\s*[bkmg]?\s*$", re.IGNORECASE)
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+$")
 ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+# Where a step runs. `heavy` (calibration and other big reductions) is a Celery queue of its own
+# and an Airflow pool of the same name that caps such steps across all workers; with the
+# LocalExecutor only the pool matters. Only known queues: a task sent to a queue no worker
+# consumes would wait forever.
+QUEUES = ("default", "heavy")
 
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
     "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
-    "writes_archive",
+    "writes_archive", "queue",
 }
 DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
 CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
@@ -70,6 +75,12 @@ class Script:
     description: str = ""
     warn_on_stderr: bool = False  # cron's habit: mail a warning when a successful run wrote to stderr
     writes_archive: bool = False  # raw/ is mounted read-only in every step but the one(s) saying so
+    queue: str = "default"  # one of QUEUES; `heavy` also runs in the `heavy` pool
+
+    @property
+    def pool(self):
+        """The Airflow pool that caps this step's queue across workers (None: the default pool)."""
+        return None if self.queue == "default" else self.queue
 
     @property
     def trigger_rule(self):
@@ -238,6 +249,12 @@ class _Checker:
                     out[flag] = raw[flag]
                 else:
                     bad(flag, f"{raw[flag]!r} is not true or false")
+        if "queue" in raw:
+            if raw["queue"] in QUEUES:
+                out["queue"] = raw["queue"]
+            else:
+                bad("queue", f"{raw['queue']!r} is not a known queue (one of: {', '.join(QUEUES)})"
+                             f"{_suggest(raw['queue'], QUEUES)}")
         for field in ("image", "description", "chain"):
             if field in raw:
                 if isinstance(raw[field], str) and raw[field].strip():

@@ -76,6 +76,8 @@ def build_dag(chain, scripts, settings):
                 mem_limit=s.memory,
                 memory_ceiling=(s.memory_max or settings.memory_ceiling) if s.memory else None,
                 trigger_rule=s.trigger_rule,
+                # Ignored by the LocalExecutor; the pool caps heavy steps whatever the executor.
+                **({"queue": s.queue, "pool": s.pool} if s.pool else {}),
                 doc_md=s.description or None,
                 on_failure_callback=failure_notifier(recipients),
                 stderr_callback=stderr_notifier(recipients) if s.warn_on_stderr else None,

@@ -30,9 +30,12 @@ TEST_ENV = {
     "DOWNLINK_TASK_HEARTBEAT_TIMEOUT": "60",
     # A copy of dags/ that tests may edit (the registry tests add and break entries).
     "DOWNLINK_DAGS_DIR": os.path.join(ROOT, "build", "e2e-dags-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
-    # The data volume is a small tmpfs (compose.small-data.yaml) that a test can fill.
-    "COMPOSE_FILE": os.pathsep.join([os.path.join(ROOT, "docker-compose.yaml"),
-                                     os.path.join(ROOT, "tests", "e2e", "compose.small-data.yaml")]),
+    # The data volume is a small tmpfs (compose.small-data.yaml) that a test can fill; the
+    # CeleryExecutor's override too for tests/e2e_celery. Set here, whatever the developer's .env chose.
+    "COMPOSE_FILE": os.pathsep.join([os.path.join(ROOT, "docker-compose.yaml")]
+                                    + ([os.path.join(ROOT, "docker-compose.celery.yaml")]
+                                       if os.environ.get("DOWNLINK_E2E_CELERY") else [])
+                                    + [os.path.join(ROOT, "tests", "e2e", "compose.small-data.yaml")]),
     "DOWNLINK_E2E_DATA_DIR": os.path.join(ROOT, "build", "e2e-data-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
     # The free-space check is scaled to that volume.
     "DOWNLINK_MIN_FREE_GB": "0.05",

@@ -94,6 +94,19 @@ def test_optional_fields_reach_the_operator():
     assert reg.scripts[-1].email == ("a@example.org",)
 
 
+def test_a_heavy_step_gets_the_heavy_queue_and_pool_and_the_others_keep_the_defaults():
+    reg = registry("""
+      - {name: calibrate, command: x, chain: night, after: index, queue: heavy}
+      - {name: light, command: x, chain: night, after: index, queue: default}
+    """)
+    assert reg.problems == []
+    night = dags(reg)["night"]
+    heavy, light, download = (night.get_task(t) for t in ("calibrate", "light", "download"))
+    assert (heavy.queue, heavy.pool) == ("heavy", "heavy")
+    # Unset and `default` both leave Airflow's own defaults: nothing changes for the LocalExecutor.
+    assert (light.queue, light.pool) == (download.queue, download.pool) == ("default", "default_pool")
+
+
 def test_shell_syntax_runs_under_sh_and_plain_commands_are_split():
     reg = registry("""
       - {name: piped, chain: night, command: "listhead {data}/raw/{night}/a.fits | grep EXPTIME > /dev/null"}
@@ -137,6 +150,7 @@ def test_schedules_come_from_the_environment_with_a_default():
     ("{name: x, command: x, chain: night, email: nobody}", "scripts[2] 'x': email: not an address: 'nobody'"),
     ("{name: x, command: x, chain: night, writes_archive: yes please}", "scripts[2] 'x': writes_archive: 'yes please' is not true or false"),
     ("{name: x, chain: night}", "scripts[2] 'x': command: required"),
+    ("{name: x, command: x, chain: night, queue: haevy}", "scripts[2] 'x': queue: 'haevy' is not a known queue (one of: default, heavy) (did you mean 'heavy'?)"),
     ("{name: 'has space', command: x, chain: night}", "scripts[2] 'has space': name: required; letters, digits"),
     ("{name: x, command: \"unbalanced 'quote\", chain: night}", "scripts[2] 'x': command: cannot be parsed"),
 ])
@@ -200,6 +214,7 @@ def test_the_shipped_registry_is_clean_and_builds_the_daily_chain():
     daily = built["daily_chain"]
     assert daily.get_task("diagnostics").trigger_rule == "all_done" and daily.get_task("diagnostics").retries == 0
     assert daily.get_task("header_summary").upstream_task_ids == {"index"}
+    assert {t.task_id for t in daily.tasks if t.queue == "heavy"} == {"calibrate", "sources"}
 
 
 def test_only_the_archive_step_may_write_the_archive_of_raw_frames():
