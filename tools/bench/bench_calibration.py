@@ -113,6 +113,22 @@ takes `np.median` of the float32 stack, and does the same arithmetic on arrays, 
 Bad-pixel repair and L.A.Cosmic (in `reduce_frame`, after these stages) have no numpy counterpart here
 and are not timed. Outputs are compared at the end (the Downlink master differs only where clipping
 removed outliers).
+
+**Tuning (before/after, same outputs).** Before (commit 969c515), `build_bias` was `ccdproc.combine(method=
+"median", sigma_clip=True, sigma_clip_func=np.ma.median, sigma_clip_dev_func=mad_std, mem_limit=512 MB)`:
+in one run on the shared machine (load about 24; 20 bias frames of 2k x 2k) it took 285 s against numpy's
+26.9 s (10.6x) with a peak of 864 MB. What bounds it: masked-array medians (`np.ma.median`, used for the
+clipping centre and again, via NaN-aware medians, for the combine) in float64 over every tile. After:
+`masters.clipped_median` computes the same one-pass 5-sigma clip about the median with the MAD, in float32
+numpy, by row blocks sized from `--mem-limit-mb`, and takes the median again only for pixels where
+something was clipped; on the same frames it took 19.0 s against numpy's 26.8 s, and the master was
+identical to ccdproc's (max difference 0.0 ADU). It beats `np.median` of the whole stack because its
+blocks stay in cache. Its memory is the frames (held as float32, as before) plus about `--mem-limit-mb`
+of working blocks. The reduction: `flat_correct(min_value=...)` copied, floored and averaged the master
+flat for every frame and `subtract_dark(scale=True)` copied and scaled the master dark for every frame;
+both are now made once per master (the same arrays), and the data hash no longer copies the frame.
+What is left per frame is astropy's NDData arithmetic (units and Quantity wrapping on each of four
+operations), writing the float32 FITS and hashing it: the provenance numpy does not do.
 """
 
 if __name__ == "__main__":
