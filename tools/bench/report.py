@@ -37,6 +37,18 @@ def docker_version():
         return "unknown"
 
 
+def shared_note(load_start):
+    """Say plainly when the machine was busy with other work (1-minute load above its core count)."""
+    loads = [float(x.split()[0]) for x in (load_start, loadavg()) if x]
+    if loads and max(loads) > (os.cpu_count() or 1):
+        return (f"**The machine was shared with other work during this run** (1-minute load average up to "
+                f"{max(loads):.1f} on {os.cpu_count()} cores at the start or end; each benchmark records its own "
+                "load at its start and end). Absolute times are therefore slower than on an idle machine; the "
+                "side-by-side ratios, measured in the same minutes, are the meaningful figures.")
+    return ("The machine may be shared with other work while the benchmarks run: the load averages say how busy "
+            "it was, and each benchmark records its own at its start and end.")
+
+
 def cell(value):
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -56,8 +68,7 @@ def render(results, load_start):
                               ["kernel", platform.release()], ["Docker engine", docker_version()],
                               ["load average (1, 5, 15 min) at the start / end of the run",
                                f"{load_start or 'n/a'} / {loadavg()}"]]),
-             "", "The machine may be shared with other work while the benchmarks run: the load averages say how "
-             "busy it was, and each benchmark records its own at its start and end.", "",
+             "", shared_note(load_start), "",
              "## Summary", "",
              table(["benchmark", "target", "measured", "ratio", "met"],
                    [[r["title"], t["target"], t["measured"], t["ratio"], "yes" if t["met"] else "**no**"]
