@@ -33,7 +33,7 @@ def plot(med, mem, path):
     labels = ["master bias", "reduce 50 frames"]
     for offset, side, colour in ((-0.2, "numpy", "tab:grey"), (0.2, "downlink", "tab:blue")):
         ax1.bar([i + offset for i in range(2)], [med[f"bias-{side}"], med[f"reduce-{side}"]], 0.4,
-                label="plain numpy" if side == "numpy" else "Downlink (ccdproc)", color=colour)
+                label="plain numpy" if side == "numpy" else "Downlink (masters.py, calibrate.py)", color=colour)
         ax2.bar([i + offset for i in range(2)], [mem[f"bias-{side}"], mem[f"reduce-{side}"]], 0.4, color=colour)
     for ax, title in ((ax1, "wall time, median (s)"), (ax2, "peak resident memory (MB)")):
         ax.set_xticks(range(2), labels)
