@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
+.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -109,9 +109,10 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
 	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
 
-test: build  ## run every test: unit (in the images), then end-to-end (real stack)
+test: build  ## run every test: unit (in the images), then end-to-end (real stacks: LocalExecutor, then Celery)
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
 	@$(MAKE) --no-print-directory test-e2e
+	@$(MAKE) --no-print-directory test-e2e-celery
 
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
@@ -137,7 +138,7 @@ $(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser
@@ -150,6 +151,11 @@ test-e2e: build browser $(VENV)/.done env  ## end-to-end tests against a separat
 # Its own stack (project downlink-test-celery): CeleryExecutor with two workers; spread and failover.
 test-e2e-celery: build $(VENV)/.done env  ## two Celery workers: a night spread over both, one killed mid-run
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e_celery
+
+# make bench [ONLY=name1,name2]: the issue 7/8 benchmarks (tools/bench), then docs/benchmarks.md.
+# Not part of `make test` or .ci/run: it takes minutes and measures the machine it runs on.
+bench: build $(VENV)/.done  ## run the benchmarks (ONLY=ingest,calibration for a subset) and write docs/benchmarks.md
+	$(VENV)/bin/python tools/bench/run.py $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
 
 lock:  ## re-resolve requirements.txt (needs PyPI)
 	@tools/lock.sh

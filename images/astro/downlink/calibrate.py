@@ -32,7 +32,7 @@ from astropy import units as u
 from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
-from ccdproc import cosmicray_lacosmic, flat_correct, gain_correct, subtract_bias
+from ccdproc import cosmicray_lacosmic, gain_correct, subtract_bias
 
 from downlink import db, layout, masters, runinfo
 from downlink.checksum import sha256_file
@@ -68,13 +68,29 @@ def gain_of(header):
     return float(header.get("GAIN", 1.0) or 1.0)
 
 
+def normalised_flat(flat):
+    """flat_correct(min_value=BAD_RESPONSE)'s divisor: the response floored at BAD_RESPONSE, over its
+    mean. The same for every frame, so it is made once and kept on the master flat."""
+    if "_downlink_normalised" not in flat.__dict__:
+        floored = flat.copy()
+        floored.data[floored.data < BAD_RESPONSE] = BAD_RESPONSE
+        flat.__dict__["_downlink_normalised"] = floored.divide(floored.data.mean() * floored.unit)
+    return flat.__dict__["_downlink_normalised"]
+
+
+def apply_calibrations(raw, bias, dark, flat):
+    """The arithmetic stages: bias, scaled dark, flat (response floored at BAD_RESPONSE), electrons."""
+    ccd = masters.remove_bias_and_dark(raw, bias, dark)
+    flattened = ccd.divide(normalised_flat(flat))  # = flat_correct(ccd, flat, min_value=BAD_RESPONSE)
+    flattened.meta = ccd.meta.copy()
+    return gain_correct(flattened, gain_of(raw.header) * u.electron / u.adu)
+
+
 def reduce_frame(raw, bias, dark, flat):
     """The reduction stages; returns (reduced CCDData in electrons, raw noise, reduced noise)."""
     gain = gain_of(raw.header) * u.electron / u.adu
     noise_raw = robust_noise(gain_correct(subtract_bias(raw, bias), gain).data)
-    ccd = masters.remove_bias_and_dark(raw, bias, dark)
-    ccd = flat_correct(ccd, flat, min_value=BAD_RESPONSE)
-    ccd = gain_correct(ccd, gain)
+    ccd = apply_calibrations(raw, bias, dark, flat)
     bad = flat.data < BAD_RESPONSE
     if bad.any():
         data = ccd.data.copy()
@@ -95,7 +111,7 @@ def write_reduced(path, ccd, provenance):
         header.remove(key, ignore_missing=True)
     header["BUNIT"] = "electron"
     header.update(provenance)
-    header["DL_DATSH"] = hashlib.sha256(data.tobytes()).hexdigest()  # sha256 of the data array
+    header["DL_DATSH"] = hashlib.sha256(np.ascontiguousarray(data)).hexdigest()  # sha256 of the data array's bytes
     tmp = path + ".tmp"
     fits.PrimaryHDU(data, header=header).writeto(tmp, overwrite=True)
     os.replace(tmp, path)
