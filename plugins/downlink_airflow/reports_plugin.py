@@ -5,14 +5,15 @@
 The reports are written by the `report` step to reports/<night>/ on the data volume, which the
 api-server mounts read-only; DOWNLINK_REPORTS_DIR (default /data/reports) says where. Only names
 of the form <YYYY-MM-DD>/<file>.{html,png,json} are served, so nothing else on the volume can be
-reached (no "..", no hidden or partial files, no folders)."""
+reached (no "..", no hidden or partial files, no folders). Only signed-in users see them."""
 import html
 import os
 import re
 
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 
 NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -34,7 +35,10 @@ def nights():
 
 
 # No /docs or /openapi.json: the interactive docs would pull scripts from a CDN, and there is no API here.
-app = FastAPI(title="Downlink nightly reports", docs_url=None, redoc_url=None, openapi_url=None)
+# Signed-in users only (any role): the same check as Airflow's own API, from the UI's session
+# cookie or a bearer token.
+app = FastAPI(title="Downlink nightly reports", docs_url=None, redoc_url=None, openapi_url=None,
+              dependencies=[Depends(get_user)])
 
 
 READ = ["GET", "HEAD"]  # HEAD for link checkers and `curl -I`

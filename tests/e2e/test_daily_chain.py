@@ -107,12 +107,18 @@ def test_masters_iraf_and_qc_are_stored(stack, sample_run):
     assert diagnostics and all(diagnostics.values()), diagnostics
 
 
-def test_nightly_report_is_served_by_the_ui(stack, sample_run):
-    with urllib.request.urlopen(f"{stack.web_url}/reports/{SAMPLE_NIGHT}/", timeout=30) as resp:
+def test_nightly_report_is_served_by_the_ui_to_signed_in_users(stack, sample_run):
+    signed_in = {"Authorization": f"Bearer {stack.api.token()}"}
+    page_url = f"{stack.web_url}/reports/{SAMPLE_NIGHT}/"
+    with urllib.request.urlopen(urllib.request.Request(page_url, headers=signed_in), timeout=30) as resp:
         page = resp.read().decode()
     assert SAMPLE_NIGHT in page and "seeing_sky.png" in page
-    with urllib.request.urlopen(f"{stack.web_url}/reports/{SAMPLE_NIGHT}/seeing_sky.png", timeout=30) as resp:
+    png = urllib.request.Request(f"{stack.web_url}/reports/{SAMPLE_NIGHT}/seeing_sky.png", headers=signed_in)
+    with urllib.request.urlopen(png, timeout=30) as resp:
         assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(page_url, timeout=30)
+    assert refused.value.code == 401
 
 
 def test_real_files_night_quarantines_only_the_corrupt_file(stack, real_run):

@@ -27,12 +27,25 @@ def reports(tmp_path, monkeypatch):
     return root
 
 
-@pytest.fixture
-def client(reports):
+def mounted():
     api_server = FastAPI()
     for sub in reports_plugin.DownlinkReportsPlugin.fastapi_apps:
         api_server.mount(sub["url_prefix"], sub["app"])
-    return TestClient(api_server)
+    return api_server
+
+
+@pytest.fixture
+def client(reports):
+    """As a signed-in user (the e2e tests sign in for real)."""
+    reports_plugin.app.dependency_overrides[reports_plugin.get_user] = lambda: "viewer"
+    yield TestClient(mounted())
+    reports_plugin.app.dependency_overrides.clear()
+
+
+def test_reports_need_a_signed_in_user(reports):
+    anonymous = TestClient(mounted())
+    for path in ("/reports/", "/reports/latest", "/reports/2026-11-24/", "/reports/2026-11-24/seeing_sky.png"):
+        assert anonymous.get(path, follow_redirects=False).status_code == 401, path
 
 
 def test_lists_nights_newest_first(client, reports):
