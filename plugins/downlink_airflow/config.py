@@ -33,6 +33,11 @@ class Settings:
     memory_ceiling: str = "8g"
     # Volumes the hourly health step checks besides the data volume: the database's.
     health_mounts: tuple = ()
+    # The data-arrival trigger (dags/arrivals.py): on/off, how often it polls the source, and how
+    # many recent nights it watches.
+    arrivals_enabled: bool = True
+    arrivals_poll_seconds: float = 5.0
+    arrivals_nights: int = 2
 
     @classmethod
     def from_env(cls, env=None):
@@ -59,6 +64,9 @@ class Settings:
             min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
             freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
             memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
+            arrivals_enabled=flag(env.get("DOWNLINK_ARRIVALS", "true"), "DOWNLINK_ARRIVALS"),
+            arrivals_poll_seconds=positive(env.get("DOWNLINK_ARRIVALS_POLL_SECONDS") or 5, "DOWNLINK_ARRIVALS_POLL_SECONDS"),
+            arrivals_nights=int(positive(env.get("DOWNLINK_ARRIVALS_NIGHTS") or 2, "DOWNLINK_ARRIVALS_NIGHTS")),
             health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
 
@@ -66,3 +74,22 @@ class Settings:
 def addresses(text):
     """'a@x, b@y' -> ('a@x', 'b@y')"""
     return tuple(a.strip() for a in (text or "").replace(";", ",").split(",") if a.strip())
+
+
+def flag(text, name):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}={text!r}: expected true or false")
+
+
+def positive(text, name):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={text!r}: must be more than 0")
+    return value
