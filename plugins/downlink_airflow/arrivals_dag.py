@@ -1,8 +1,11 @@
 """The `arrivals` DAG: download, archive and index a night as soon as new files appear in the
 source. It is scheduled on the asset `downlink-arrivals`, whose watcher is the ArrivalTrigger
 (arrivals.py) running in the triggerer; the steps are daily_chain's own registry entries, with
-the same commands, retries and mail, so the two DAGs do the same thing to a night. The daily
+the same commands, retries and mail, run one after the other in one container (task `ingest`), so
+the two DAGs do the same thing to a night. The daily
 chain still runs the whole chain every day; index upserts, so nothing is stored twice."""
+import dataclasses
+import shlex
 from datetime import timedelta
 
 import pendulum
@@ -13,6 +16,9 @@ from downlink_airflow.registry_dags import INGEST_POOL, INGEST_STEPS, PLACEHOLDE
 from downlink_airflow.steps import NIGHT
 
 DAG_ID = "arrivals"
+TASK_ID = "ingest"
+NIGHT_MARK = "@NIGHT@"
+NIGHT_VAR = '"$DOWNLINK_NIGHT"'
 ASSET = "downlink-arrivals"
 SOURCE_CHAIN = "daily_chain"
 # The night of the newest arrival event of this run; a manual run takes --conf night like the chains.
@@ -28,6 +34,18 @@ def arrival_night(events):
             if payload.get("night") and (newest is None or event.timestamp >= newest[0]):
                 newest = (event.timestamp, payload["night"])
     return newest[1] if newest else None
+
+
+def ingest_command(scripts):
+    """One shell command running the entries' commands in order, `&&`-joined (cron's way): one
+    container instead of three saves two task and container start-ups on every arrival. The
+    night comes from $DOWNLINK_NIGHT (the night's template has quotes of its own)."""
+    parts = []
+    for s in scripts:
+        argv = s.argv({**PLACEHOLDER_VALUES, "night": NIGHT_MARK})
+        text = argv[2] if argv[:2] == ["sh", "-c"] else shlex.join(argv)
+        parts.append(text.replace(shlex.quote(NIGHT_MARK), NIGHT_VAR).replace(NIGHT_MARK, NIGHT_VAR))
+    return " && ".join(parts)
 
 
 def arrivals_asset(settings):
@@ -58,13 +76,12 @@ def build_arrivals_dag(registry, settings):
         dagrun_timeout=timedelta(hours=2),
         tags=["downlink", "arrivals"],
     ) as dag:
-        chain_email = registry.chains[SOURCE_CHAIN].email
-        previous = None
-        for name in INGEST_STEPS:  # a straight line: the run fails when a step fails for good
-            s = by_name[name]
-            recipients = next(e for e in (s.email, chain_email, settings.alert_email) if e is not None)
-            task = step_task(s, settings, values, recipients, pool=INGEST_POOL, trigger_rule="all_success")
-            if previous is not None:
-                previous >> task
-            previous = task
+        scripts = [by_name[n] for n in INGEST_STEPS]
+        first = scripts[0]
+        recipients = next(e for e in (first.email, registry.chains[SOURCE_CHAIN].email, settings.alert_email)
+                          if e is not None)
+        step_task(dataclasses.replace(first, name=TASK_ID, command=ingest_command(scripts)), settings,
+                  {**values, "night": NIGHT_VAR}, recipients, pool=INGEST_POOL,
+                  environment={"DOWNLINK_NIGHT": ARRIVAL_NIGHT, **first.environment},
+                  retries=max(s.retries for s in scripts), doc_md=f"`{' && '.join(INGEST_STEPS)}`, as in daily_chain")
     return dag

@@ -122,19 +122,39 @@ def test_the_run_processes_the_newest_events_night():
     assert arrival_night({}) is None and arrival_night(None) is None
 
 
-def test_the_dag_runs_daily_chains_ingest_steps_on_the_watched_asset():
+def test_the_dag_runs_daily_chains_ingest_commands_in_one_step_on_the_watched_asset():
     reg = load_registry(os.path.join(DAGS, "registry.yaml"))
     dag = build_arrivals_dag(reg, Settings.from_env({"DOWNLINK_ARRIVALS_POLL_SECONDS": "3"}))
-    assert [t.task_id for t in dag.topological_sort()] == ["download", "archive", "index"]
-    assert {t.pool for t in dag.tasks} == {INGEST_POOL}
+    (task,) = dag.tasks
+    assert task.task_id == "ingest" and task.pool == INGEST_POOL
+    assert task.command == ["sh", "-c", 'downlink download --night "$DOWNLINK_NIGHT" && downlink archive --night '
+                            '"$DOWNLINK_NIGHT" && downlink index --night "$DOWNLINK_NIGHT"']
+    assert "arrival_night(triggering_asset_events)" in task.environment["DOWNLINK_NIGHT"]
+    assert task.retries == 2 and task.on_failure_callback
     chain = build_dags(reg, Settings.from_env({}))["daily_chain"]
-    assert [t.command for t in dag.tasks][0][:2] == chain.get_task("download").command[:2]
     assert chain.get_task("index").pool == INGEST_POOL and chain.get_task("calibrate").pool != INGEST_POOL
     (asset,) = dag.timetable.asset_condition.objects if hasattr(dag.timetable.asset_condition, "objects") \
         else [dag.timetable.asset_condition]
     (watcher,) = asset.watchers
     assert isinstance(watcher.trigger, ArrivalTrigger) and watcher.trigger.poll_seconds == 3
-    assert "arrival_night(triggering_asset_events)" in dag.get_task("download").command[-1]
+
+
+def test_the_night_template_renders_from_the_event_or_the_conf():
+    from jinja2 import Environment
+
+    from downlink_airflow.arrivals_dag import ARRIVAL_NIGHT
+
+    env = Environment()
+    env.globals["arrival_night"] = arrival_night
+    ts = datetime.datetime(2026, 11, 25, tzinfo=UTC)
+    run = types.SimpleNamespace(conf={}, run_after=ts)
+    params = {"night": None}
+    macros = types.SimpleNamespace(timedelta=datetime.timedelta)
+    render = env.from_string(ARRIVAL_NIGHT).render
+    assert render(triggering_asset_events={"a": [event("2026-11-25", ts)]}, dag_run=run, params=params,
+                  macros=macros) == "2026-11-25"
+    run.conf = {"night": "2026-01-02"}
+    assert render(triggering_asset_events={}, dag_run=run, params=params, macros=macros) == "2026-01-02"
 
 
 def test_switched_off_there_is_no_dag_and_no_pool():
