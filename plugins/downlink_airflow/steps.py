@@ -192,5 +192,7 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
         # into a sibling container.
         mount_tmp_dir=False,
         auto_remove="success",
-        **kwargs,
+        # Nothing reads a step's last output line as an XCom; not pushing it saves a call to the
+        # API server per step (the busiest component on a small machine).
+        **{"do_xcom_push": False, **kwargs},
     )
