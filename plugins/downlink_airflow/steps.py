@@ -192,7 +192,5 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
         # into a sibling container.
         mount_tmp_dir=False,
         auto_remove="success",
-        # Nothing reads a step's last output line as an XCom; not pushing it saves a call to the
-        # API server per step (the busiest component on a small machine).
-        **{"do_xcom_push": False, **kwargs},
+        **kwargs,
     )
