@@ -81,6 +81,7 @@ def main():
         up_cold = time.monotonic() - t0
         night_first, first_run = sample_chain(s)
         cold_total = cold_build + up_cold + night_first
+        s.wait_quiet()  # the start-up arrivals run, if any, is over too
         memory = idle_memory(s, settle=20 if args.quick else 45)
         # Warm: images built, stack down (volumes kept, as `make down`), then `make up` again.
         s.compose("down", "--remove-orphans")

@@ -11,6 +11,8 @@ import sys
 import time
 import uuid
 
+import psycopg
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -31,8 +33,11 @@ def one_arrival(s, night, timeout=300):
     deadline = time.monotonic() + timeout
     with s.archive_db() as conn:
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT run_id FROM observations WHERE night = %s AND filename = %s",
-                               (night, name)).fetchone()
+            try:
+                row = conn.execute("SELECT run_id FROM observations WHERE night = %s AND filename = %s",
+                                   (night, name)).fetchone()
+            except psycopg.errors.UndefinedTable:  # no index has run on this stack yet
+                row = None
             if row:
                 seen = time.time()
                 break
