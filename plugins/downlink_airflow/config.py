@@ -37,6 +37,11 @@ class Settings:
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
     # folder of the data volume, writable by every step).
     raw_volume: str = ""
+    # The data-arrival trigger (dags/arrivals.py): on/off, how often it polls the source, and how
+    # many recent nights it watches.
+    arrivals_enabled: bool = True
+    arrivals_poll_seconds: float = 5.0
+    arrivals_nights: int = 2
 
     @classmethod
     def from_env(cls, env=None):
@@ -64,6 +69,9 @@ class Settings:
             freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
             memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
             raw_volume=env.get("DOWNLINK_RAW_VOLUME", ""),
+            arrivals_enabled=flag(env.get("DOWNLINK_ARRIVALS", "true"), "DOWNLINK_ARRIVALS"),
+            arrivals_poll_seconds=positive(env.get("DOWNLINK_ARRIVALS_POLL_SECONDS") or 5, "DOWNLINK_ARRIVALS_POLL_SECONDS"),
+            arrivals_nights=int(positive(env.get("DOWNLINK_ARRIVALS_NIGHTS") or 2, "DOWNLINK_ARRIVALS_NIGHTS")),
             health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
 
@@ -71,3 +79,22 @@ class Settings:
 def addresses(text):
     """'a@x, b@y' -> ('a@x', 'b@y')"""
     return tuple(a.strip() for a in (text or "").replace(";", ",").split(",") if a.strip())
+
+
+def flag(text, name):
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}={text!r}: expected true or false")
+
+
+def positive(text, name):
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={text!r}: must be more than 0")
+    return value

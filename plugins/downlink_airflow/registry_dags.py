@@ -45,6 +45,36 @@ def chain_doc(chain, scripts):
     return "\n".join(lines)
 
 
+# The steps that bring a night's files in. The arrivals DAG runs them as soon as files appear;
+# in both DAGs they share a one-slot pool (made by airflow-init), so an arrival run and the daily
+# chain never download the same night at once (each step is idempotent, but not concurrent).
+INGEST_STEPS = ("download", "archive", "index")
+INGEST_POOL = "downlink_ingest"
+
+
+def step_task(s, settings, values, recipients, **overrides):
+    """The task of registry entry `s`: its command (placeholders from `values`) in a container."""
+    kwargs = dict(
+        image=image_of(s, settings),
+        environment={"DOWNLINK_NIGHT": values["night"], **s.environment},
+        settings=settings,
+        retries=s.retries,
+        retry_delay=s.retry_delay,
+        execution_timeout=s.timeout,
+        mem_limit=s.memory,
+        memory_ceiling=(s.memory_max or settings.memory_ceiling) if s.memory else None,
+        trigger_rule=s.trigger_rule,
+        writes_archive=s.writes_archive,
+        # Ignored by the LocalExecutor; the pool caps heavy steps whatever the executor.
+        **({"queue": s.queue, "pool": s.pool} if s.pool else {}),
+        doc_md=s.description or None,
+        on_failure_callback=failure_notifier(recipients),
+        stderr_callback=stderr_notifier(recipients) if s.warn_on_stderr else None,
+    )
+    kwargs.update(overrides)
+    return astro_step(s.name, s.argv(values), **kwargs)
+
+
 def build_dag(chain, scripts, settings):
     with DAG(
         dag_id=chain.name,
@@ -63,25 +93,8 @@ def build_dag(chain, scripts, settings):
         for s in scripts:
             # The entry's list, else the chain's, else the team's (DOWNLINK_ALERT_EMAIL); [] = nobody.
             recipients = next(e for e in (s.email, chain.email, settings.alert_email) if e is not None)
-            tasks[s.name] = astro_step(
-                s.name,
-                s.argv(PLACEHOLDER_VALUES),
-                image=image_of(s, settings),
-                environment={"DOWNLINK_NIGHT": NIGHT, **s.environment},
-                settings=settings,
-                writes_archive=s.writes_archive,
-                retries=s.retries,
-                retry_delay=s.retry_delay,
-                execution_timeout=s.timeout,
-                mem_limit=s.memory,
-                memory_ceiling=(s.memory_max or settings.memory_ceiling) if s.memory else None,
-                trigger_rule=s.trigger_rule,
-                # Ignored by the LocalExecutor; the pool caps heavy steps whatever the executor.
-                **({"queue": s.queue, "pool": s.pool} if s.pool else {}),
-                doc_md=s.description or None,
-                on_failure_callback=failure_notifier(recipients),
-                stderr_callback=stderr_notifier(recipients) if s.warn_on_stderr else None,
-            )
+            extra = {"pool": INGEST_POOL} if settings.arrivals_enabled and s.name in INGEST_STEPS else {}
+            tasks[s.name] = step_task(s, settings, PLACEHOLDER_VALUES, recipients, **extra)
         for s in scripts:
             for dep in s.after:
                 tasks[dep] >> tasks[s.name]

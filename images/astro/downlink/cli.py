@@ -5,16 +5,23 @@ Exit codes (all steps): 0 success; 1 the step failed (the reason is on stderr);
 """
 import argparse
 import errno
+import importlib
 import sys
 
 from downlink import StepError, __version__
-from downlink import envcheck, iraf_imstat, migrate, store_imstat
-from downlink import archive, calibrate, diagnostics, download, health, index, iraf_stats, make_night, manifest, report, sources
 
-STEP_MODULES = (envcheck, iraf_imstat, store_imstat, migrate, download, archive, index, diagnostics, make_night, manifest, calibrate, iraf_stats, sources, report, health)
+# Subcommand -> its module. A step imports only its own module and libraries: importing every
+# step (matplotlib for report, scipy for make-night, ...) cost each step about 2 s of start-up.
+COMMANDS = {
+    "versions": "envcheck", "iraf-imstat": "iraf_imstat", "store-imstat": "store_imstat", "migrate": "migrate",
+    "download": "download", "archive": "archive", "index": "index", "diagnostics": "diagnostics",
+    "make-night": "make_night", "make-manifest": "manifest", "calibrate": "calibrate", "iraf-stats": "iraf_stats",
+    "sources": "sources", "report": "report", "health": "health",
+}
 
 
-def build_parser():
+def build_parser(only=None):
+    """The parser of every subcommand, or of `only` alone (what a step run needs)."""
     parser = argparse.ArgumentParser(
         prog="downlink",
         description="Downlink pipeline steps, runnable by hand inside the astro image.",
@@ -22,14 +29,18 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"downlink {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="STEP", required=True)
-    for module in STEP_MODULES:
+    for command, name in COMMANDS.items():
+        if only is not None and command != only:
+            continue
+        module = importlib.import_module(f"downlink.{name}")
         p = module.add_parser(sub)
         p.set_defaults(run=module.run)
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
         return args.run(args) or 0
     except StepError as exc:
