@@ -103,8 +103,10 @@ def test_a_heavy_step_gets_the_heavy_queue_and_pool_and_the_others_keep_the_defa
     night = dags(reg)["night"]
     heavy, light, download = (night.get_task(t) for t in ("calibrate", "light", "download"))
     assert (heavy.queue, heavy.pool) == ("heavy", "heavy")
-    # Unset and `default` both leave Airflow's own defaults: nothing changes for the LocalExecutor.
-    assert (light.queue, light.pool) == (download.queue, download.pool) == ("default", "default_pool")
+    # Unset and `default` both leave Airflow's own queue; `light` keeps the default pool
+    # (download is in the ingest pool shared with the arrivals DAG: test_arrivals).
+    assert (light.queue, light.pool) == ("default", "default_pool")
+    assert download.queue == "default" and download.pool == "downlink_ingest"
 
 
 def test_shell_syntax_runs_under_sh_and_plain_commands_are_split():
