@@ -41,8 +41,7 @@ def plot(med, mem, path):
         ax.grid(axis="y", alpha=0.3)
     ax1.legend(fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    benchlib.save_plot(fig, path)
 
 
 def main():

@@ -135,8 +135,7 @@ def plot(rates, sizes, path):
     share.minorticks_off()
     share.set_xlabel("files in the night (N)")
     fig.tight_layout()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    benchlib.save_plot(fig, path)
 
 
 def main():

@@ -115,6 +115,11 @@ def psql(pg, sql):
     return sh(["docker", "exec", pg, "psql", "-qAt", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "archive", "-c", sql])
 
 
+def save_plot(fig, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def write_result(out_dir, result, started):
     os.makedirs(out_dir, exist_ok=True)
     result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -19,6 +19,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import dagrun  # noqa: E402
+from benchlib import write_result  # noqa: E402,F401  (the contract's result file, one writer for all benchmarks)
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,17 +42,6 @@ def parse_args(description):
 
 def median(values):
     return statistics.median(values) if values else float("nan")
-
-
-def write_result(out_dir, result, started):
-    os.makedirs(out_dir, exist_ok=True)
-    result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    result["seconds"] = round(time.time() - started, 1)
-    path = os.path.join(out_dir, f"{result['name']}.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=2)
-    print(f"bench: wrote {os.path.relpath(path, ROOT)} ({result['seconds']} s)")
-    return path
 
 
 def iso_seconds(text):
