@@ -120,8 +120,52 @@ def save_plot(fig, path):
     fig.savefig(path, dpi=110)
 
 
+# The plot of each stack benchmark, drawn from its first table (the per-repetition figures), so the
+# page shows every repetition and not only the median.
+TABLE_PLOTS = {
+    "overhead": ("Total seconds of the 10-step chain, each repetition", "seconds"),
+    "latency": ("Arrival latency: publish to row in Postgres, each arrival", "seconds"),
+    "footprint": ("Idle memory per container", "MiB"),
+}
+
+
+def table_plot(result):
+    """Bars of the result's first table (rows but 'median'/'total'), saved as docs/bench/<name>.png
+    and listed in result['plots']. Needs matplotlib (the bench venv has it)."""
+    if result["name"] not in TABLE_PLOTS or not result.get("tables"):
+        return result
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    title, unit = TABLE_PLOTS[result["name"]]
+    table = result["tables"][0]
+    rows = [r for r in table["rows"] if str(r[0]).lower() not in ("median", "total")]
+    columns = table["columns"][1:]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / len(columns)
+    for k, column in enumerate(columns):
+        values = [float(str(r[k + 1]).replace(",", "")) for r in rows]
+        ax.bar([i + k * width for i in range(len(rows))], values, width, label=column)
+    ax.set_xticks([i + width * (len(columns) - 1) / 2 for i in range(len(rows))], [str(r[0]) for r in rows],
+                  fontsize=8, rotation=0 if len(rows) < 9 else 30)
+    ax.set_ylabel(unit)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    if len(columns) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(ROOT, "docs", "bench", f"{result['name']}.png")
+    save_plot(fig, path)
+    plt.close(fig)
+    result["plots"] = [os.path.relpath(path, ROOT)]
+    return result
+
+
 def write_result(out_dir, result, started):
     os.makedirs(out_dir, exist_ok=True)
+    table_plot(result)
     result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     result["seconds"] = round(time.time() - started, 1)
     path = os.path.join(out_dir, f"{result['name']}.json")
