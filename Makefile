@@ -1,13 +1,13 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e lock clean
+.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
 COMPOSE := docker compose
 VENV := .venv
-PYTEST_FLAGS ?= -q -p no:cacheprovider
+PYTEST_FLAGS ?= -q -p no:cacheprovider -rs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -109,10 +109,13 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
 	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
 
-test: build  ## run every test: unit (in the images), then end-to-end (real stacks: LocalExecutor, then Celery)
+# `make test`: the unit suites, then the independent e2e stacks at once (each its own compose
+# project and ports; tools/parallel.sh prints each one's output whole when it ends). Logs and
+# summaries: build/logs/test/.
+test: build browser $(VENV)/.done env  ## run every test: unit (in the images), then the end-to-end stacks in parallel
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
-	@$(MAKE) --no-print-directory test-e2e
-	@$(MAKE) --no-print-directory test-e2e-celery
+	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g)") \
+	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery"
 
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
@@ -145,8 +148,29 @@ $(VENV)/.done: requirements.txt Makefile
 browser:  # chromium and chromedriver for the browser e2e test (apt, when missing)
 	@tools/bootstrap.sh browser
 
-test-e2e: build browser $(VENV)/.done env  ## end-to-end tests against a separate stack (project downlink-test)
-	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e
+# The e2e suite as independent stacks that run at once. The fault and backup modules kill and
+# restore services, so they get a stack of their own; everything else shares the main stack.
+E2E_GROUPS := main faults
+E2E_FAULTS_MODULES := tests/e2e/test_faults.py tests/e2e/test_backup.py
+E2E_PROJECT_main := downlink-test
+E2E_PORTS_main := 18080 11080 15433
+E2E_PROJECT_faults := downlink-test-faults
+E2E_PORTS_faults := 18280 11280 15633
+e2e-env = DOWNLINK_E2E_PROJECT=$(E2E_PROJECT_$(1)) DOWNLINK_E2E_WEB_PORT=$(word 1,$(E2E_PORTS_$(1))) \
+  DOWNLINK_E2E_MAIL_PORT=$(word 2,$(E2E_PORTS_$(1))) DOWNLINK_E2E_DB_PORT=$(word 3,$(E2E_PORTS_$(1)))
+
+test-e2e: build browser $(VENV)/.done env  ## end-to-end tests: the e2e stacks (projects downlink-test, downlink-test-faults) at once
+	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g)")
+
+test-e2e-main: build browser $(VENV)/.done env
+	$(call e2e-env,main) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e $(foreach m,$(E2E_FAULTS_MODULES),--ignore=$(m))
+
+test-e2e-faults: build $(VENV)/.done env
+	$(call e2e-env,faults) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) $(E2E_FAULTS_MODULES)
+
+# The compose projects the e2e targets use (.ci/run tears each one down).
+e2e-projects:
+	@echo $(foreach g,$(E2E_GROUPS),$(E2E_PROJECT_$(g))) downlink-test-celery
 
 # Its own stack (project downlink-test-celery): CeleryExecutor with two workers; spread and failover.
 test-e2e-celery: build $(VENV)/.done env  ## two Celery workers: a night spread over both, one killed mid-run

@@ -43,6 +43,8 @@ TEST_ENV = {
     "DOWNLINK_TRANSFER_GRACE_SECONDS": "5",
 }
 DATA_SIZE = "256m"
+# The generated sample night (downlink make-night; the archive-server's seed).
+SAMPLE_NIGHT = "2026-11-24"
 
 
 def mount_data_volume():
@@ -143,6 +145,32 @@ class Stack:
                               check=True, capture_output=True, text=True, timeout=300).stdout
 
 
+# A step that holds until the test releases it: it marks that it started, then waits (up to
+# 10 min) for the release file, so tests wait on events instead of sleeping a guessed time.
+GATE_COMMAND = ("mkdir -p {data}/work/gates && touch {data}/work/gates/{run_id}.{name}.started && i=0; "
+                "while [ ! -e {data}/work/gates/{run_id}.{name}.release ] && [ $i -lt 1200 ]; "
+                "do sleep 0.5; i=$((i + 1)); done; ")
+
+
+def gate_command(name, then="echo released"):
+    return GATE_COMMAND.replace("{name}", name) + then
+
+
+def wait_for_gate(stack, run_id, name, timeout=300):
+    """Until the gated step of `run_id` has started (its container is up and running the command)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while stack.on_data("sh", "-c", f"test -e /data/work/gates/{run_id}.{name}.started && echo yes || true").strip() != "yes":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gate {name} of {run_id} did not start within {timeout} s")
+        time.sleep(1)
+
+
+def release_gate(stack, run_id, name):
+    stack.on_data("touch", f"/data/work/gates/{run_id}.{name}.release", user="0:0")
+
+
 @contextlib.contextmanager
 def probe_chains(stack, probes):
     """Manual chains ({chain: [entries]}) added to the stack's registry while a test module runs,
@@ -164,6 +192,20 @@ def probe_chains(stack, probes):
     finally:
         with open(stack.registry_path, "w") as fh:
             fh.write(original)
+
+
+@pytest.fixture(scope="session")
+def sample_night(stack):
+    """daily_chain run once on the sample night, whatever ran before: (run_id, state, {task: state}).
+
+    Modules that assert on the sample night's rows depend on this rather than on what an earlier
+    module (or the arrivals watcher, which follows the current nights) happened to leave."""
+    import uuid
+
+    run_id = f"e2e_{SAMPLE_NIGHT}_{uuid.uuid4().hex[:6]}"
+    state = stack.run_dag("daily_chain", run_id, conf={"night": SAMPLE_NIGHT}, timeout=1500)
+    states = {ti["task_id"]: ti["state"] for ti in stack.api.task_instances("daily_chain", run_id)}
+    return run_id, state, states
 
 
 @pytest.fixture(scope="session")

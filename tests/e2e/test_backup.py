@@ -6,15 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 
 import psycopg
 import pytest
 
 import dagrun
-from conftest import ROOT, TEST_ENV
+from conftest import ROOT, SAMPLE_NIGHT, TEST_ENV
 
-SAMPLE_NIGHT = "2026-11-24"
 # The archive's tables (migrations 0001, 0002) and the migrations table.
 ARCHIVE_TABLES = ("observations", "quarantine", "calibration_masters", "reduced_frames", "iraf_stats",
                   "frame_qc", "diagnostics", "env_check_imstat", "schema_migrations")
@@ -62,17 +60,12 @@ def observations(conn):
 
 
 @pytest.fixture(scope="module")
-def archive_with_rows(stack):
-    """The archive holds the sample night (the daily chain is run if `observations` is empty)."""
+def archive_with_rows(stack, sample_night):
+    """The archive holds the whole sample night: the session's sample-night run succeeded."""
+    run_id, state, states = sample_night
+    assert state == "success", (run_id, states)
     with stack.archive_db() as conn:
-        exists = conn.execute("SELECT to_regclass('public.observations') IS NOT NULL").fetchone()[0]
-        n = conn.execute("SELECT count(*) FROM observations").fetchone()[0] if exists else 0
-    if n == 0:
-        run_id = f"e2e_backup_{uuid.uuid4().hex[:6]}"
-        state = stack.run_dag("daily_chain", run_id, conf={"night": SAMPLE_NIGHT}, timeout=1500)
-        assert state == "success", stack.api.task_instances("daily_chain", run_id)
-    with stack.archive_db() as conn:
-        assert conn.execute("SELECT count(*) FROM observations").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM observations WHERE night = %s", (SAMPLE_NIGHT,)).fetchone()[0] > 0
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SAMPLE_NIGHT
 
 DAG = "daily_chain"
-SAMPLE_NIGHT = "2026-11-24"
 REAL_NIGHT = "2000-01-01"
 REAL_FITS = os.environ.get("DOWNLINK_REAL_FITS", os.path.join(os.path.dirname(ROOT), "shared", "data", "fits"))
 STEPS = ["download", "archive", "index", "calibrate", "iraf", "sources", "diagnostics", "report"]
@@ -32,8 +31,8 @@ def table_counts(stack):
 
 
 @pytest.fixture(scope="module")
-def sample_run(stack):
-    return run_chain(stack, SAMPLE_NIGHT)
+def sample_run(sample_night):
+    return sample_night
 
 
 @pytest.fixture(scope="module")

@@ -176,13 +176,16 @@ def test_archive_server_down_at_the_start_then_back(stack, bad_night):
     stack.compose("stop", "archive-server")
     try:
         run_id, _ = chain_run(stack, BAD_NIGHT, wait=False)
+        # The first try has failed once the task waits for its retry or has started another try
+        # (a busy machine can answer the API more slowly than the retry delay lasts).
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             ti = stack.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances/download")
-            if ti["state"] == "up_for_retry":
+            if ti["state"] == "up_for_retry" or ti["try_number"] >= 2:
                 break
             time.sleep(1)
-        assert ti["state"] == "up_for_retry", ti["state"]
+        assert ti["state"] == "up_for_retry" or ti["try_number"] >= 2, ti
+        assert ti["try_number"] < 3, ti  # a try is left that can see the archive back
     finally:
         stack.compose("start", "archive-server")
     assert stack.api.wait_for_run(DAG, run_id, timeout=900) == "success"

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, gate_command, release_gate, wait_for_gate
 
 DAG = "daily_chain"
 SAMPLE_NIGHT = "2026-11-24"
@@ -163,7 +163,7 @@ def test_make_check_names_each_problem(tmp_path):
 def test_deploy_rolls_a_new_tag_in_without_cutting_a_running_task(stack, registry, run_with_new_entry):
     data = yaml.safe_load(open(registry))
     data["chains"]["deploy_probe"] = {"schedule": None, "description": "e2e: deploy while running"}
-    data["scripts"].append({"name": "slow", "chain": "deploy_probe", "command": "sleep 25; echo slept", "retries": 0})
+    data["scripts"].append({"name": "slow", "chain": "deploy_probe", "command": gate_command("slow"), "retries": 0})
     with open(registry, "w") as fh:
         yaml.safe_dump(data, fh, sort_keys=False)
     new_tag = f"{stack.tag}-e2edeploy"
@@ -171,16 +171,19 @@ def test_deploy_rolls_a_new_tag_in_without_cutting_a_running_task(stack, registr
     try:
         wait_for(lambda: "slow" in dag_tasks(stack, "deploy_probe"), "deploy_probe to be parsed")
         first, _ = trigger(stack, "deploy_probe", wait=False)
-        wait_for(lambda: ti(stack, "deploy_probe", first, "slow")["state"] == "running", "slow to start", poll=1)
-        time.sleep(3)  # its container is up
+        wait_for_gate(stack, first, "slow")  # its container is up and holding
         subprocess.run(["docker", "tag", f"downlink/astro:{stack.tag}", f"downlink/astro:{new_tag}"], check=True)
         deployed = subprocess.run([os.path.join(ROOT, "tools", "deploy.sh"), new_tag], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=300)
         assert deployed.returncode == 0, deployed.stderr
         assert ti(stack, "deploy_probe", first, "slow")["state"] == "running"  # not cut by the deploy
+        release_gate(stack, first, "slow")
         assert stack.api.wait_for_run("deploy_probe", first, timeout=300) == "success"
         assert ti(stack, "deploy_probe", first, "slow")["rendered_fields"]["image"] == f"downlink/astro:{stack.tag}"
-        second, state = trigger(stack, "deploy_probe")
+        second, _ = trigger(stack, "deploy_probe", wait=False)
+        wait_for_gate(stack, second, "slow")
+        release_gate(stack, second, "slow")
+        state = stack.api.wait_for_run("deploy_probe", second, timeout=300)
         assert state == "success"
         assert ti(stack, "deploy_probe", second, "slow")["rendered_fields"]["image"] == f"downlink/astro:{new_tag}"
     finally:
