@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lock clean
+.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -113,9 +113,12 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 # project and ports; tools/parallel.sh prints each one's output whole when it ends). Logs and
 # summaries: build/logs/test/.
 test: build browser $(VENV)/.done env  ## run every test: unit (in the images), then the end-to-end stacks in parallel
-	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
+	@$(MAKE) --no-print-directory lint test-unit-astro test-unit-airflow test-unit-docker-proxy
 	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g)") \
 	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery"
+
+lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
+	$(VENV)/bin/ruff check --no-cache .
 
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
@@ -141,7 +144,7 @@ $(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser

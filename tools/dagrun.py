@@ -20,7 +20,8 @@ FINISHED = {"success", "failed"}
 SAMPLE_NIGHT = "2026-11-24"
 
 
-def read_dotenv(path=os.path.join(ROOT, ".env")):
+def read_dotenv(path=None):
+    path = path or os.path.join(ROOT, ".env")
     values = {}
     if os.path.exists(path):
         with open(path) as fh:

@@ -9,8 +9,8 @@ import shlex
 from datetime import timedelta
 
 import pendulum
-
 from airflow.sdk import DAG, Asset, AssetWatcher, Param
+
 from downlink_airflow.arrivals import ArrivalTrigger
 from downlink_airflow.registry_dags import INGEST_POOL, INGEST_STEPS, PLACEHOLDER_VALUES, step_task
 from downlink_airflow.steps import NIGHT

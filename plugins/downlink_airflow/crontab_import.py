@@ -320,7 +320,7 @@ def parse_schedule(fields):
 
 def chain_name(fields):
     minute, hour, dom, month, dow = [f.lower() for f in fields]
-    for macro, (expansion, name) in MACROS.items():
+    for expansion, name in MACROS.values():
         if fields == expansion.split():
             return name
 
@@ -797,7 +797,7 @@ def import_crontab(text, source="crontab", wrappers=(), reserved_names=(), reser
         if not line or line.startswith("#"):
             continue
 
-        def problem(reason):
+        def problem(reason, lineno=lineno, line=line):
             problems.append(Problem(source, lineno, reason, line))
 
         assign = ASSIGNMENT_LINE.match(line)
@@ -950,7 +950,7 @@ def _sections(lines):
     keys = []
     for i, line in enumerate(lines):
         if line.startswith(("---", "...")):
-            if i and any(l.strip() and not l.lstrip().startswith("#") for l in lines[:i]):
+            if i and any(x.strip() and not x.lstrip().startswith("#") for x in lines[:i]):
                 raise MergeError("holds more than one YAML document")
             continue
         if not line.strip() or line[0] in " \t#-":
@@ -1156,7 +1156,7 @@ def run(args, stdout=None, stderr=None):
         output = result.to_yaml()
         problems = validate(yaml.safe_load(output), source)
         if problems:
-            say(*problems, f"import-crontab: the registry rejects the translation (a bug in the importer); "
+            say(*problems, "import-crontab: the registry rejects the translation (a bug in the importer); "
                            "nothing written")
             return 1
         stdout.write(output)

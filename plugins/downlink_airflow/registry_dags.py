@@ -7,8 +7,8 @@ that fails the run when any step failed (steps that run "always" would otherwise
 from datetime import timedelta
 
 import pendulum
-
 from airflow.sdk import DAG, CronTriggerTimetable, Param
+
 from downlink_airflow.alerts import digest_task, failure_notifier, stderr_notifier
 from downlink_airflow.config import Settings
 from downlink_airflow.registry import Registry

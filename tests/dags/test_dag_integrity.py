@@ -2,7 +2,6 @@
 import os
 
 import pytest
-
 from airflow.dag_processing.dagbag import DagBag
 
 DAGS_FOLDER = os.environ.get("DOWNLINK_DAGS_FOLDER", "/opt/airflow/dags")
@@ -53,9 +52,8 @@ def test_daily_chain_order_and_failure_watch(dagbag):
 def test_daily_chain_waits_for_its_next_tick(dagbag, monkeypatch, now):
     """A new stack must not start a scheduled run at once for the last tick (a night it never got),
     however soon after that tick it comes up."""
-    import pendulum
-
     import airflow.timetables.trigger as trigger
+    import pendulum
     from airflow.serialization.decoders import decode_timetable
     from airflow.serialization.encoders import encode_timetable
     from airflow.timetables.base import TimeRestriction

@@ -6,7 +6,6 @@ import uuid
 import pytest
 
 from conftest import probe_chains
-
 from test_alerts import mails_about, wait_for_mails
 
 ALLOCATE = "python3 -c \"x = bytearray({mb} * 1024 * 1024); print('allocated {mb} MB')\""

@@ -7,7 +7,6 @@ import time
 import uuid
 
 import pytest
-
 from e2e_base import probe_chains
 
 NIGHT = "2026-11-24"

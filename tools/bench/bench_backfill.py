@@ -91,6 +91,7 @@ def main(argv=None):
     os.environ["DOWNLINK_TAG"] = subprocess.run([os.path.join(ROOT, "tools", "image-tag.sh")], check=True,
                                                 capture_output=True, text=True).stdout.strip()
     import backfill
+
     import dagrun
 
     tag = os.environ["DOWNLINK_TAG"]

@@ -89,7 +89,7 @@ def main():
     with stack as s:
         s.wait_quiet()
         for dag in ("bench_noop", "bench_work"):
-            s.retry(lambda: s.api.wait_for_dag(dag, timeout=300))
+            s.retry(lambda dag=dag: s.api.wait_for_dag(dag, timeout=300))
         airflow_chain(s, "bench_noop")  # warm-up: the first task of a fresh stack pays one-off costs
         for kind, command in (("noop", ["true"]), ("work", ["python3", "-c", WORK.format(n=iterations)])):
             for i in range(n):  # interleaved, so load from others on this shared machine hits both alike

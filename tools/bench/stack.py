@@ -5,7 +5,6 @@ import argparse
 import atexit
 import datetime
 import functools
-import json
 import os
 import signal
 import socket

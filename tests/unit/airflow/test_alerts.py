@@ -5,6 +5,7 @@ from types import SimpleNamespace
 sys.path.insert(0, "/opt/airflow/plugins")
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
+
 from downlink_airflow import alerts  # noqa: E402
 
 

@@ -152,7 +152,8 @@ def test_schedules_come_from_the_environment_with_a_default():
     ("{name: x, command: x, chain: night, email: nobody}", "scripts[2] 'x': email: not an address: 'nobody'"),
     ("{name: x, command: x, chain: night, writes_archive: yes please}", "scripts[2] 'x': writes_archive: 'yes please' is not true or false"),
     ("{name: x, chain: night}", "scripts[2] 'x': command: required"),
-    ("{name: x, command: x, chain: night, queue: haevy}", "scripts[2] 'x': queue: 'haevy' is not a known queue (one of: default, heavy) (did you mean 'heavy'?)"),
+    ("{name: x, command: x, chain: night, queue: haevy}",
+     "scripts[2] 'x': queue: 'haevy' is not a known queue (one of: default, heavy) (did you mean 'heavy'?)"),
     ("{name: 'has space', command: x, chain: night}", "scripts[2] 'has space': name: required; letters, digits"),
     ("{name: x, command: \"unbalanced 'quote\", chain: night}", "scripts[2] 'x': command: cannot be parsed"),
 ])

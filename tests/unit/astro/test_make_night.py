@@ -153,10 +153,10 @@ def test_detector_signatures(frames):
     assert bias < np.median(darks[0][1]) < np.median(darks[1][1])  # dark current grows with time
     assert darks[1][1].max() > bias + 300  # hot pixels (and cosmic rays)
     column = SIZE * 3 // 10
-    for h, flat in of_type(frames, "FLAT"):
+    for _, flat in of_type(frames, "FLAT"):
         assert 20000 < np.median(flat) - bias < 30000
         assert np.median(flat[:, column]) - bias < 0.1 * (np.median(flat) - bias)  # the dead column
-    for h, science in of_type(frames, "OBJECT"):
+    for _, science in of_type(frames, "OBJECT"):
         sky = np.median(science)
         assert sky > bias + 500
         assert np.median(science[:, column]) < bias + 0.2 * (sky - bias)
