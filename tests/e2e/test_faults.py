@@ -5,14 +5,15 @@ import uuid
 
 import pytest
 
-from conftest import probe_chains
+from conftest import gate_command, probe_chains, release_gate, wait_for_gate
 from test_alerts import mails_about, wait_for_mails
 
 ALLOCATE = "python3 -c \"x = bytearray({mb} * 1024 * 1024); print('allocated {mb} MB')\""
 PROBE = {
     "restart_probe": [
-        # 30 s of "work", then its one effect: a line in a file on the data volume.
-        {"name": "slow_effect", "command": "sleep 30; mkdir -p {data}/work; echo '{run_id}' >> {data}/work/restart_probe_effects.txt"},
+        # "Work" until the test releases it (a gate), then its one effect: a line in a file on the data volume.
+        {"name": "slow_effect", "command": gate_command("slow_effect", "mkdir -p {data}/work; "
+                                                        "echo '{run_id}' >> {data}/work/restart_probe_effects.txt")},
     ],
     "oom_probe": [
         # Needs ~160 MB: killed at 64m and 128m, fits at 256m.
@@ -224,10 +225,19 @@ def test_scheduler_killed_mid_run_the_run_completes_and_the_effect_happens_once(
     deadline = time.monotonic() + 180
     while stack.api.get(path)["state"] != "running" and time.monotonic() < deadline:
         time.sleep(1)
-    time.sleep(5)  # the step's container is up and sleeping
+    wait_for_gate(stack, run_id, "slow_effect")  # the step's container is up and working
     stack.compose("kill", "scheduler")
-    time.sleep(5)
     stack.compose("start", "scheduler")
+    # The lost try is noticed after the heartbeat timeout; its retry adopts the running container,
+    # and only then does the step finish.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        ti = stack.api.get(path)
+        if ti["try_number"] >= 2 and ti["state"] == "running":
+            break
+        time.sleep(2)
+    assert ti["try_number"] >= 2 and ti["state"] == "running", ti
+    release_gate(stack, run_id, "slow_effect")
     assert stack.api.wait_for_run("restart_probe", run_id, timeout=600) == "success"
     ti = stack.api.get(path)
     assert ti["try_number"] >= 2  # the first try was lost with its worker

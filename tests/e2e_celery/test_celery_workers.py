@@ -7,20 +7,20 @@ import time
 import uuid
 
 import pytest
-from e2e_base import probe_chains
+from e2e_base import gate_command, probe_chains, release_gate, wait_for_gate
 
 NIGHT = "2026-11-24"
-SLOW = 90  # seconds the probe's heavy step works: longer than the heartbeat timeout (60 s), so the retry finds it still running
 PROBE = {
-    # A night's chain in miniature, with a slow heavy step that has one visible effect.
+    # A night's chain in miniature, with a heavy step that holds (a gate the test releases) until
+    # the retry of its lost worker has found it still running, then has one visible effect.
     "failover_probe": [
         {"name": "fo_download", "command": "downlink download --night {night}"},
         {"name": "fo_archive", "command": "downlink archive --night {night}", "after": "fo_download",
          "writes_archive": True},
         {"name": "fo_index", "command": "downlink index --night {night}", "after": "fo_archive"},
         {"name": "fo_calibrate", "queue": "heavy", "after": "fo_index", "retry_delay": "1s",
-         "command": f"sleep {SLOW}; mkdir -p {{data}}/work; echo '{{run_id}}' >> {{data}}/work/failover_effects.txt; "
-                    "downlink calibrate --night {night}"},
+         "command": gate_command("fo_calibrate", "mkdir -p {data}/work; echo '{run_id}' >> {data}/work/failover_effects.txt; "
+                                                 "downlink calibrate --night {night}")},
     ],
 }
 
@@ -86,11 +86,20 @@ def test_a_worker_killed_mid_step_the_other_finishes_the_run_once(stack, probes)
             break
         time.sleep(1)
     assert ti["state"] == "running", ti
-    time.sleep(5)  # the step's container is up and working
+    wait_for_gate(stack, run_id, "fo_calibrate")  # the step's container is up and working
     hosts = workers(stack)
     victim = ti["hostname"]
     assert victim in hosts, (victim, hosts)
     subprocess.run(["docker", "kill", hosts[victim]], check=True, capture_output=True)
+    # The lost try is noticed after the heartbeat timeout; its retry adopts the running container.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        ti = stack.api.get(path)
+        if ti["try_number"] >= 2 and ti["state"] == "running":
+            break
+        time.sleep(2)
+    assert ti["try_number"] >= 2 and ti["state"] == "running", ti
+    release_gate(stack, run_id, "fo_calibrate")
 
     assert stack.api.wait_for_run("failover_probe", run_id, timeout=600) == "success"
     assert victim not in workers(stack)  # it stayed down: the survivor did the work

@@ -16,10 +16,8 @@ import yaml
 PLUGINS = "/opt/airflow/plugins"
 sys.path.insert(0, PLUGINS)
 
-from downlink_airflow import crontab_import  # noqa: E402
+from downlink_airflow import crontab_import, registry  # noqa: E402
 from downlink_airflow.crontab_import import import_crontab  # noqa: E402
-
-registry = pytest.importorskip("downlink_airflow.registry")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "crontab")
@@ -523,7 +521,7 @@ def test_the_importer_does_not_import_airflow():
 
 @pytest.fixture(scope="module")
 def build_dags():
-    dags_module = pytest.importorskip("downlink_airflow.registry_dags")
+    from downlink_airflow import registry_dags as dags_module
     from downlink_airflow.config import Settings
 
     return lambda reg: dags_module.build_dags(reg, Settings.from_env({"DOWNLINK_TAG": "abc123"}))
