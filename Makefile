@@ -129,8 +129,12 @@ test-unit-docker-proxy: $(VENV)/.done
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
 
+# In the astro image, with no network but the internal one of a throwaway database (tools/unit-db.sh)
+# for the tests that store rows.
+UNIT_DB = downlink-unit-db-$(TAG)
 test-unit-astro:
-	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" --tmpfs /small:size=1m,mode=1777 \
+	@dsn=$$(tools/unit-db.sh start $(TAG) $(UNIT_DB)) && trap 'tools/unit-db.sh stop $(UNIT_DB)' EXIT && \
+	docker run --rm --network $(UNIT_DB) -e DOWNLINK_ARCHIVE_DSN="$$dsn" -v "$(CURDIR)/tests:/tests:ro" --tmpfs /small:size=1m,mode=1777 \
 	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 

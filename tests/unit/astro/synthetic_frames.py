@@ -54,9 +54,9 @@ def reduced_frame(path, n_stars, seed=1, saturated=0):
 
 
 def archive_connection():
-    """A connection to the test archive database, or skip the test without one."""
+    """A connection to the test archive database (`make test-unit-astro` starts one: tools/unit-db.sh)."""
     if not os.environ.get("DOWNLINK_ARCHIVE_DSN"):
-        pytest.skip("DOWNLINK_ARCHIVE_DSN is not set: no test database")
+        pytest.fail("DOWNLINK_ARCHIVE_DSN is not set: run these tests with `make test-unit-astro`, which starts a test database")
     from downlink import db
     return db.connect()
 

@@ -1,5 +1,5 @@
 """`downlink report`: the page, the plots and the summary without a database, and the step after
-`sources` against a test database (skipped without DOWNLINK_ARCHIVE_DSN)."""
+`sources` against a test database (make test-unit-astro starts one)."""
 import datetime
 import json
 

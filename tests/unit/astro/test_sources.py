@@ -1,5 +1,5 @@
 """`downlink sources`: QC logic without a database, SExtractor on a synthetic frame, and the step
-against a test database (skipped without DOWNLINK_ARCHIVE_DSN)."""
+against a test database (make test-unit-astro starts one)."""
 import datetime
 import os
 
