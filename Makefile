@@ -138,7 +138,7 @@ $(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser
