@@ -145,8 +145,8 @@ def response_head(event, keep=(), extra=()):
     unless it has a Content-Length)."""
     reason = event.reason or REASONS.get(event.status_code, "").encode()
     lines = [b"HTTP/1.1 %d %s" % (event.status_code, reason)]
-    for name, value in event.headers:
-        if name not in RESPONSE_DROP or name in keep:
+    for name, value in event.headers.raw_items():  # as the engine spelled them
+        if name.lower() not in RESPONSE_DROP or name.lower() in keep:
             lines.append(name + b": " + value)
     lines += [b"%s: %s" % kv for kv in extra]
     if not keep:
