@@ -203,7 +203,9 @@ def read_struct(obj, where, fields, config, ctx):
         if name is not None and fields[name] is None:
             continue  # read by the caller
         if name is None:
-            if empty(value):
+            # dropped, so the engine applies its default; but an explicit [] of these is not
+            # their default (it unmasks /proc paths, empties the capability set): refused
+            if empty(value) and (value is None or key.casefold() not in NULL_ONLY):
                 continue
             rule = KNOWN_DANGERS.get(key.casefold(), "not-allowed")
             raise Refused(rule, f"{where}.{key} is not allowed (docker-proxy forwards only the "
@@ -218,12 +220,14 @@ def read_struct(obj, where, fields, config, ctx):
 KNOWN_DANGERS = {k.casefold(): rule for rule, keys in {
     "privileged": ["Privileged"], "binds": ["Binds"], "volumes-from": ["VolumesFrom"],
     "cap-add": ["CapAdd", "Capabilities"], "devices": ["Devices", "DeviceCgroupRules", "DeviceRequests"],
-    "namespaces": ["PidMode", "UTSMode", "UsernsMode", "CgroupnsMode", "Cgroup"],
+    "namespaces": ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode", "Cgroup"],
     "ports": ["PortBindings", "PublishAllPorts", "ExposedPorts"], "sysctls": ["Sysctls"],
     "systempaths": ["MaskedPaths", "ReadonlyPaths"], "runtime": ["Runtime"], "links": ["Links"],
-    "cgroup-parent": ["CgroupParent"], "volume-driver": ["VolumeDriver", "DriverConfig"],
-    "oom-kill-disable": ["OomKillDisable"],
+    "cgroup-parent": ["CgroupParent"], "volume-driver": ["VolumeDriver"], "volume": ["DriverConfig"],
+    "oom-kill-disable": ["OomKillDisable"], "security-opt": ["SecurityOpt"],
 }.items() for k in keys}
+
+NULL_ONLY = {"maskedpaths", "readonlypaths", "capabilities"}
 
 HOSTNAME = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,62})"
 ENV = r"[A-Za-z_][A-Za-z0-9_.-]*(=[\s\S]*)?"
@@ -350,7 +354,7 @@ def f_mounts(v, where, config, ctx):
 
 def f_ipc(v, where, config, ctx):
     mode = _str(v, where)
-    if mode not in ("", "private", "none"):
+    if mode not in ("", "private", "shareable", "none"):
         raise Refused("namespaces", f"{where}={mode!r} is not allowed")
     return mode or None
 
@@ -478,19 +482,19 @@ def read_networking(v, where, config):
     if obj is None:
         return None
     out = read_struct(obj, where, {"EndpointsConfig": lambda v, w, c, x: _obj(v, w)}, config, {})
-    endpoints = out.get("EndpointsConfig") or {}
-    for name, settings in endpoints.items():  # a map: names are exact
+    endpoints = {}
+    for name, settings in (out.get("EndpointsConfig") or {}).items():  # a map: names are exact
         check_network(name, f"{where}.EndpointsConfig", config)
-        settings = _obj(settings, f"{where}.EndpointsConfig[{name!r}]")
-        if settings is not None:
-            read_struct(settings, f"{where}.EndpointsConfig[{name!r}]", {}, config, {})
-    return {"EndpointsConfig": {name: {} for name in endpoints}} if endpoints else None
+        settings = _obj(settings, f"{where}.EndpointsConfig[{name!r}]") or {}
+        endpoints[name] = read_struct(settings, f"{where}.EndpointsConfig[{name!r}]", {
+            "Aliases": lambda v, w, c, x: _strings(v, w, HOSTNAME) or None}, config, {})
+    return {"EndpointsConfig": endpoints} if endpoints else None
 
 
 def is_root_user(user):
-    """'root', '0', 'astro:0', '0:0', '000', 'x:root' -> True (the user or its group is root)."""
-    return any(part.strip() == "root" or (part.strip().isdigit() and int(part) == 0)
-               for part in user.split(":", 1))
+    """'root', '0', 'root:x', '0:0', '000' -> True (the user part; a group 0 is not root)."""
+    name = user.split(":", 1)[0].strip()
+    return name == "root" or (name.isdigit() and int(name) == 0)
 
 
 def build_create(body, config, image_user=None):

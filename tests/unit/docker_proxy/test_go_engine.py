@@ -149,7 +149,7 @@ def test_the_engine_gets_the_proxys_serialisation(proxy, go_engine):
     ({"HostConfig": {**STEP["HostConfig"], "PidsLimit": -1}}, "limits"),
     ({"HostConfig": {**STEP["HostConfig"], "Memory": 0}}, "limits"),
     ({"HostConfig": None}, "limits"),
-    ({"User": "0"}, "root"), ({"User": "root"}, "root"), ({"User": "0:0"}, "root"), ({"User": "astro:0"}, "root"),
+    ({"User": "0"}, "root"), ({"User": "root"}, "root"), ({"User": "0:0"}, "root"), ({"User": "root:astro"}, "root"),
     ({"Image": "downlink/rootimage:1"}, "root"),  # no User, and the image runs as root
     ({"Image": "debian:bookworm-slim"}, "image"),
     ({"HostConfig": {**STEP["HostConfig"], "CapAdd": ["SYS_ADMIN"]}}, "cap-add"),
