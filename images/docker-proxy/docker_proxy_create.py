@@ -110,7 +110,7 @@ def empty(value):
         or value == "" or value == [] or value == {}
 
 
-def _str(v, where, pattern=None, max_len=4096):
+def _str(v, where, pattern=None, max_len=1 << 20):
     if v is None:
         return ""
     if not isinstance(v, str):

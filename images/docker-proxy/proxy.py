@@ -257,6 +257,11 @@ def read_request(client, max_body, allow_body):
     if event is None or isinstance(event, h11.ConnectionClosed):
         return None
     request = event
+    if request.http_version not in (b"1.0", b"1.1"):
+        raise HttpError(400, f"HTTP/{request.http_version.decode('latin-1')} is not supported", "malformed")
+    if sum(len(n) + len(v) + 4 for n, v in request.headers) + len(request.target) > MAX_HEAD:
+        # (h11 bounds a head that arrives in pieces; this one arrived whole)
+        raise HttpError(431, "request head too large", "head-size")
     names = [n for n, _ in request.headers]
     if b"content-length" in names and b"transfer-encoding" in names:
         raise HttpError(400, "both Transfer-Encoding and Content-Length", "malformed")
@@ -274,7 +279,7 @@ def read_request(client, max_body, allow_body):
         if expect and expect[0].lower() != b"100-continue":
             raise HttpError(417, "unsupported Expect header", "malformed")
         if conn.they_are_waiting_for_100_continue:
-            client.sendall(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            client.sendall(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
     while True:
         event = next_event()
         if event is None or isinstance(event, h11.ConnectionClosed):
@@ -470,8 +475,9 @@ class Proxy:
     def forward(self, client, conn, request, target, decision):
         attach = decision.action == "attach"
         upgrade = attach and any(n == b"upgrade" for n, _ in request.headers)
-        headers = [("Host", "docker")] + [(n, v) for n, v in request.headers if n in FORWARD_HEADERS and
-                                          not (decision.action == "create" and n == b"content-type")]
+        headers = [("Host", "docker")] + [
+            (n, v) for n, v in request.headers.raw_items()  # as the client spelled them
+            if n.lower() in FORWARD_HEADERS and not (decision.action == "create" and n.lower() == b"content-type")]
         if decision.action == "create":
             body = decision.body
             headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
