@@ -123,9 +123,17 @@ lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
 
-# The proxy's policy and HTTP tests, then the same proxy image against the real engine.
-test-unit-docker-proxy: $(VENV)/.done
-	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
+# The proxy's policy and HTTP tests (against a fake engine in Go: Go's HTTP server and JSON
+# decoder, as the engine has), then the same proxy image against the real engine.
+FAKE_ENGINE := build/fake_engine
+$(FAKE_ENGINE): tests/unit/docker_proxy/fake_engine/main.go
+	@tools/bootstrap.sh go
+	@mkdir -p build/go-cache
+	cd $(dir $<) && GOCACHE=$(CURDIR)/build/go-cache GO111MODULE=off go build -o $(CURDIR)/$@ main.go
+
+test-unit-docker-proxy: $(VENV)/.done $(FAKE_ENGINE)
+	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) FAKE_ENGINE=$(CURDIR)/$(FAKE_ENGINE) \
+	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
 
@@ -148,7 +156,7 @@ $(VENV)/.done: requirements.txt Makefile
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser

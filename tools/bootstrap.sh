@@ -7,7 +7,8 @@
 #      cannot reach PyPI over TLS, and it makes image builds offline and reproducible)
 #   5. the maildev npm package for the mail image (same reason)
 #   6. browser (not part of `all`; the browser e2e test's): Debian's chromium and chromium-driver
-# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|browser|all]   (default: all)
+#   7. go (not part of `all`; docker-proxy's tests build their fake engine with it): golang-go
+# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|browser|go|all]   (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -123,6 +124,15 @@ ensure_browser() {
   command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || die "chromium or chromedriver still missing after apt-get install"
 }
 
+# Debian's Go (1.19 on bookworm): docker-proxy's unit tests decode create bodies with Go's own
+# encoding/json and serve HTTP with net/http, as the engine does (tests/unit/docker_proxy/fake_engine).
+ensure_go() {
+  command -v go >/dev/null 2>&1 && return 0
+  is_root_debian || die "docker-proxy's tests need Go (Debian: apt-get install golang-go)"
+  apt_install golang-go
+  command -v go >/dev/null 2>&1 || die "go still missing after apt-get install golang-go"
+}
+
 case "${1:-all}" in
   engine) ensure_engine ;;
   compose) ensure_engine; ensure_compose ;;
@@ -130,6 +140,7 @@ case "${1:-all}" in
   wheels) ensure_wheels ;;
   maildev) ensure_maildev ;;
   browser) ensure_browser ;;
+  go) ensure_go ;;
   all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_maildev ;;
-  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|all)" ;;
+  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|go|all)" ;;
 esac

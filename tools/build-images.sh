@@ -24,9 +24,9 @@ build() {  # build NAME CONTEXT [extra docker build args]
 for image in "${@:-airflow astro postgres mail archive-server docker-proxy redis}"; do
   for name in $image; do
     case $name in
-      airflow|mail) build "$name" . ;;        # need the host-side caches in build/
+      airflow|mail|docker-proxy) build "$name" . ;;  # need the host-side caches in build/
       astro) build astro images/astro --build-arg DOWNLINK_VERSION="$TAG" ;;
-      postgres|archive-server|docker-proxy|redis) build "$name" "images/$name" ;;
+      postgres|archive-server|redis) build "$name" "images/$name" ;;
       *) echo "build-images: unknown image '$name'" >&2; exit 2 ;;
     esac
   done

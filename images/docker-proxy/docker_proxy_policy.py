@@ -6,11 +6,15 @@ halves before anything is forwarded: `check_head` on the request line (so that a
 request's body is never read), then `check_create` on the body of a create. Tests call them
 directly.
 
-What is allowed (the API version prefix `/v1.NN` is optional):
+What is allowed (the API version prefix `/v1.NN` is optional; when given it must be within the
+engine's own MinAPIVersion..ApiVersion and at least 1.24). Each route takes only the query
+parameters listed in QUERY, each once, with a value of the listed form:
 
-  GET|HEAD /_ping, GET /version, GET /info           engine identity and version negotiation
+  GET|HEAD /_ping, GET /version                       engine identity and version negotiation
   GET /images/json, GET /images/{name}/json          image lookups (DockerOperator, diagnostics)
-  POST /containers/create                            only with a body that passes `check_create`
+  POST /containers/create                            only with a body that passes
+                                                     docker_proxy_create (an allow-list; the
+                                                     proxy forwards its own serialisation)
   GET /containers/{id}/json, GET .../logs,
   POST .../start|wait|attach|kill|stop,
   DELETE /containers/{id}                            only for containers this proxy created
@@ -18,23 +22,17 @@ What is allowed (the API version prefix `/v1.NN` is optional):
                                                      looked up by the server, and the request
                                                      decided on and sent with the full id)
 
-Everything else is denied (rule "endpoint"): exec, build, pull/push, commit, volumes, networks,
-swarm, plugins, events, archive, update, ...
-
-How the create body is read: the engine is written in Go, whose JSON decoder matches field names
-case-insensitively and keeps the last of duplicate keys, and which (for backward compatibility)
-also reads HostConfig fields from the top level of the body when there is no "HostConfig". The
-checks below read the body the same way: field names are folded, the last duplicate wins,
-non-ASCII field names are refused, and the host settings are checked both under "HostConfig"
-and at the top level.
+Everything else is denied (rule "endpoint"): /info, exec, build, pull/push, commit, volumes,
+networks, swarm, plugins, events, archive, update, ...
 """
-import json
 import os
 import posixpath
 import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+
+import docker_proxy_create as create
 
 DEFAULT_ALLOWED_IMAGES = ("downlink/",)
 
@@ -83,8 +81,7 @@ class Config:
     # Named volumes that may be mounted.
     allowed_volumes: tuple = (VolumeRule("*"),)
     # Refuse containers that would run as root (User root/0, or empty with a root image).
-    deny_root: bool = False
-    allow_info: bool = True
+    deny_root: bool = True
 
     @classmethod
     def from_env(cls, env):
@@ -99,8 +96,7 @@ class Config:
             allowed_networks=_list(env.get("PROXY_ALLOWED_NETWORKS")),
             allowed_bind_sources=binds,
             allowed_volumes=tuple(VolumeRule.parse(v) for v in volumes),
-            deny_root=(env.get("PROXY_DENY_ROOT") or "").strip().lower() in TRUE_WORDS,
-            allow_info=(env.get("PROXY_ALLOW_INFO") or "1").strip().lower() in TRUE_WORDS,
+            deny_root=(env.get("PROXY_DENY_ROOT") or "1").strip().lower() in TRUE_WORDS,
         )
 
     def describe(self):
@@ -129,6 +125,7 @@ class Decision:
     # A container named by a name or id prefix: the server asks the engine for its full id,
     # then decides again on the request rewritten with that id (`with_container_id`).
     resolve: bool = False
+    body: bytes = None     # an allowed create: the body to forward instead of the client's
 
     def message(self):
         return f"docker-proxy: {self.reason} (rule: {self.rule})"
@@ -238,7 +235,6 @@ ROUTES = [
     ("GET", r"/_ping", "ping", None),
     ("HEAD", r"/_ping", "ping", None),
     ("GET", r"/version", "version", None),
-    ("GET", r"/info", "info", None),
     ("GET", r"/images/json", "images.list", None),
     ("GET", r"/images/(?P<image>.+)/json", "images.inspect", None),
     ("POST", r"/containers/create", "containers.create", "create"),
@@ -276,6 +272,13 @@ DENIED_AREAS = [
 DENIED_AREAS = [(re.compile(p), name) for p, name in DENIED_AREAS]
 
 
+def parse_version(text):
+    """'1.41' -> (1, 41); ValueError when it is not a version."""
+    if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,4}){0,2}", str(text)):
+        raise ValueError(f"bad API version {str(text)[:20]!r}")
+    return tuple(int(x) for x in str(text).split("."))
+
+
 def split_target(target):
     """'/v1.41/containers/x/start?y=1' -> ('/containers/x/start', 'y=1', (1, 41)), after checking
     that the path means to the engine exactly what it means here. Raises ValueError when not."""
@@ -300,29 +303,93 @@ def split_target(target):
     m = VERSION_PREFIX.match(decoded)
     if not m:
         return decoded, query, None
-    try:
-        version = tuple(int(x) for x in m.group(1).split("."))
-    except ValueError:
-        raise ValueError(f"bad API version {m.group(1)!r}")
-    return decoded[m.end():], query, version
+    return decoded[m.end():], query, parse_version(m.group(1))
 
 
-def check_head(method, target, has_body, config, owned):
+BOOL = r"(?i)0|1|true|false"
+INT = r"-?[0-9]{1,12}"
+# The query parameters each route takes, and what their values may be (regex, whole value after
+# percent-decoding). Anything else, a repeated parameter, or a ';' is refused: the engine's Go
+# URL parser rejects some of these after a route has been matched (e.g. `stream=1;x`), which
+# once let an attach end in an ordinary error on a connection still open.
+QUERY = {
+    "images.list": {"all": BOOL, "digests": BOOL, "only_ids": BOOL, "filters": r"\{[\x20-\x7e]{0,2000}\}",
+                    "filter": r"[A-Za-z0-9._/:@-]{1,255}"},
+    "containers.create": {"name": r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}", "platform": r"[a-z0-9_/.-]{0,64}"},
+    "containers.inspect": {"size": BOOL},
+    "containers.logs": {"stdout": BOOL, "stderr": BOOL, "timestamps": BOOL, "follow": BOOL,
+                        "tail": r"all|[0-9]{1,12}", "since": r"[0-9]{1,12}(\.[0-9]{1,9})?",
+                        "until": r"[0-9]{1,12}(\.[0-9]{1,9})?"},
+    "containers.wait": {"condition": r"not-running|next-exit|removed"},
+    "containers.attach": {"logs": BOOL, "stream": BOOL, "stdin": BOOL, "stdout": BOOL, "stderr": BOOL},
+    "containers.kill": {"signal": r"(SIG)?[A-Z0-9+-]{1,16}|[0-9]{1,2}"},
+    "containers.stop": {"t": INT, "signal": r"(SIG)?[A-Z0-9+-]{1,16}|[0-9]{1,2}"},
+    "containers.remove": {"v": BOOL, "force": BOOL, "link": r"(?i)0|false"},
+}
+QUERY_PART = re.compile(r"[A-Za-z0-9_.~%+-]*")
+
+
+def check_query(rule, query):
+    """None when the query is one the route takes, else the reason it is refused."""
+    if not query:
+        return None
+    allowed = QUERY.get(rule, {})
+    seen = set()
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if not QUERY_PART.fullmatch(key) or not QUERY_PART.fullmatch(value):
+            return f"query parameter {printable_q(part)!r} has a character the proxy does not accept"
+        try:
+            key, value = unquote_strict(key), unquote_strict(value)
+        except ValueError as e:
+            return f"query parameter {printable_q(part)!r}: {e}"
+        if key in seen:
+            return f"query parameter {key!r} is repeated"
+        seen.add(key)
+        if key not in allowed:
+            return (f"query parameter {printable_q(key)!r} is not taken by this endpoint"
+                    + (f" (only {', '.join(sorted(allowed))})" if allowed else " (it takes none)"))
+        if not re.fullmatch(allowed[key], value):
+            return f"query parameter {key}={printable_q(value)!r} is not an accepted value"
+    return None
+
+
+def unquote_strict(text):
+    text = text.replace("+", " ")
+    if re.search(r"%(?![0-9a-fA-F]{2})", text):
+        raise ValueError("bad percent-escape")
+    out = re.sub(r"%([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    if any(ord(c) < 0x20 or ord(c) > 0x7e for c in out):
+        raise ValueError("control or non-ASCII character")
+    return out
+
+
+def printable_q(text):
+    return text[:80]
+
+
+def check_head(method, target, has_body, config, owned, api_range=None):
     """The decision on a request's method, target and whether it has a body. For a create that
-    passes, the body must still go through `check_create` (action "create")."""
+    passes, the body must still go through `check_create` (action "create"). api_range: the
+    engine's (MinAPIVersion, ApiVersion) as tuples; a versioned path outside it is refused (the
+    engine would answer it with an ordinary error and keep the connection)."""
     try:
-        path, _query, version = split_target(target)
+        path, query, version = split_target(target)
     except ValueError as e:
         return deny("malformed", str(e), status=400)
-    if version is not None and version < MIN_API_VERSION:
-        return deny("api-version", f"API version {'.'.join(map(str, version))} is older than "
-                    f"{'.'.join(map(str, MIN_API_VERSION))}")
+    if version is not None:
+        low = max(MIN_API_VERSION, api_range[0]) if api_range else MIN_API_VERSION
+        if version < low or (api_range and version > api_range[1]):
+            high = f"{'.'.join(map(str, api_range[1]))}" if api_range else "the engine's"
+            return deny("api-version", f"API version {'.'.join(map(str, version))} is outside "
+                        f"{'.'.join(map(str, low))}..{high}")
     for m, regex, rule, kind in ROUTES:
         match = regex.match(path)
         if match is None or m != method:
             continue
-        if rule == "info" and not config.allow_info:
-            break
+        bad = check_query(rule, query)
+        if bad:
+            return deny("query", f"{method} {generic(path)}: {bad}")
         if kind == "create":
             return allow(rule, "create: the body is checked next", action="create")
         if has_body:
@@ -351,11 +418,11 @@ def with_container_id(target, container_id):
     return f"{m.group('prefix')}{container_id}{m.group('rest')}{query}"
 
 
-def check_request(method, target, body, config, owned, image_user=None):
+def check_request(method, target, body, config, owned, image_user=None, api_range=None):
     """The whole decision on one request. body: bytes (None or b"" when there is none); owned:
     supports `container_id in owned`; image_user: optional callable image -> the User the image
     runs as ("" = root by default; None = image not found), for PROXY_DENY_ROOT."""
-    decision = check_head(method, target, bool(body), config, owned)
+    decision = check_head(method, target, bool(body), config, owned, api_range)
     if decision.allowed and decision.action == "create":
         return check_create(body, config, image_user)
     return decision
@@ -374,266 +441,16 @@ def area(path):
 
 
 # --------------------------------------------------------------------------------------------
-# The create body, read as the engine's Go JSON decoder reads it
-
-MISSING = object()
-
-
-class Obj:
-    """A JSON object as the list of its (key, value) pairs, duplicates kept, in order."""
-    __slots__ = ("pairs",)
-
-    def __init__(self, pairs):
-        self.pairs = pairs
-
-    def field(self, name):
-        """A struct field the Go way: the last key equal to `name` ignoring ASCII case."""
-        want = name.lower()
-        value = MISSING
-        for k, v in self.pairs:
-            if k.lower() == want:
-                value = v
-        return value
-
-    def non_ascii_keys(self):
-        return [k for k, _ in self.pairs if not k.isascii()]
-
-
-class BodyError(ValueError):
-    pass
-
-
-def _struct(value, where):
-    """value must be an object or null/absent; returns the Obj or None."""
-    if value is MISSING or value is None:
-        return None
-    if not isinstance(value, Obj):
-        raise BodyError(f"{where} must be an object")
-    bad = value.non_ascii_keys()
-    if bad:
-        raise BodyError(f"{where}: non-ASCII field name {bad[0]!r}")
-    return value
-
-
-def _present(value):
-    """Anything but absent, null, false, 0, "" and empty lists/objects."""
-    if value is MISSING or value is None or value is False or value == 0 or value == "" or value == []:
-        return False
-    if isinstance(value, Obj) and not value.pairs:
-        return False
-    return True
-
-
-def _str(value, where):
-    if value is MISSING or value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BodyError(f"{where} must be a string")
-    return value
-
-
-def _list_of(value, where):
-    if value is MISSING or value is None:
-        return []
-    if not isinstance(value, list):
-        raise BodyError(f"{where} must be a list")
-    return value
-
-
-def parse_body(body):
-    if not body:
-        raise BodyError("the create request has no body")
-    try:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-    except UnicodeDecodeError:
-        raise BodyError("the body is not UTF-8")
-
-    def no_constants(name):
-        raise BodyError(f"{name} is not JSON")
-    try:
-        data = json.loads(text, object_pairs_hook=Obj, parse_constant=no_constants)
-    except ValueError as e:
-        raise BodyError(f"the body is not JSON: {e}")
-    except RecursionError:
-        raise BodyError("the body is nested too deeply")
-    if not isinstance(data, Obj):
-        raise BodyError("the body must be a JSON object")
-    return data
-
-
-def is_root_user(user):
-    """'root', '0', 'root:x', '0:0', '000' -> True."""
-    name = user.split(":", 1)[0].strip()
-    return name == "root" or (name.isdigit() and int(name) == 0)
-
-
-HOST_FLAGS = [  # boolean HostConfig fields that must not be true
-    ("Privileged", "privileged", "privileged containers are not allowed"),
-    ("PublishAllPorts", "ports", "publishing ports on the host is not allowed"),
-    ("OomKillDisable", "oom-kill-disable", "OomKillDisable is not allowed"),
-]
-HOST_LISTS = [  # HostConfig fields that must be absent, null or empty
-    ("CapAdd", "cap-add", "adding capabilities is not allowed"),
-    ("Capabilities", "cap-add", "setting the capability set is not allowed"),
-    ("Devices", "devices", "host devices are not allowed"),
-    ("DeviceCgroupRules", "devices", "device cgroup rules are not allowed"),
-    ("DeviceRequests", "devices", "device requests (GPUs) are not allowed"),
-    ("Binds", "binds", "HostConfig.Binds are not allowed (use Mounts)"),
-    ("VolumesFrom", "volumes-from", "VolumesFrom is not allowed"),
-    ("Sysctls", "sysctls", "sysctls are not allowed"),
-    ("Links", "links", "links to other containers are not allowed"),
-    ("PortBindings", "ports", "publishing ports on the host is not allowed"),
-    ("CgroupParent", "cgroup-parent", "CgroupParent is not allowed"),
-    ("VolumeDriver", "volume-driver", "volume drivers are not allowed"),
-]
-SAFE_SECURITY_OPTS = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
-NAMESPACES = [  # field, allowed values (anything else, e.g. host or container:<id>, is refused)
-    ("PidMode", {""}),
-    ("IpcMode", {"", "private", "shareable", "none"}),
-    ("UTSMode", {""}),
-    ("UsernsMode", {""}),
-    ("CgroupnsMode", {"", "private", "host"}),
-]
-
-
-def check_host_config(hc, where, config):
-    """Raises Refused for the first setting that is not allowed."""
-    for name, rule, reason in HOST_FLAGS:
-        if _present(hc.field(name)):
-            raise Refused(rule, f"{where}.{name}: {reason}")
-    for name, rule, reason in HOST_LISTS:
-        if _present(hc.field(name)):
-            raise Refused(rule, f"{where}.{name}: {reason}")
-    # MaskedPaths/ReadonlyPaths: any explicit value (even []) replaces the engine's defaults
-    # (this is how `--security-opt systempaths=unconfined` works).
-    for name in ("MaskedPaths", "ReadonlyPaths"):
-        if hc.field(name) not in (MISSING, None):
-            raise Refused("systempaths", f"{where}.{name}: changing the masked/read-only /proc paths is not allowed")
-    for name, allowed in NAMESPACES:
-        value = _str(hc.field(name), f"{where}.{name}")
-        if value not in allowed:
-            raise Refused("namespaces", f"{where}.{name}={value!r} is not allowed")
-    runtime = _str(hc.field("Runtime"), f"{where}.Runtime")
-    if runtime not in ("", "runc"):
-        raise Refused("runtime", f"{where}.Runtime={runtime!r} is not allowed")
-    # Only no-new-privileges: seccomp=unconfined, apparmor=unconfined, label=disable, and custom
-    # seccomp/apparmor/SELinux profiles (which can allow everything) are refused.
-    for opt in _list_of(hc.field("SecurityOpt"), f"{where}.SecurityOpt"):
-        if not isinstance(opt, str):
-            raise BodyError(f"{where}.SecurityOpt must be a list of strings")
-        if opt not in SAFE_SECURITY_OPTS:
-            what = "unconfined" if "unconfined" in opt.lower() else "only no-new-privileges is accepted"
-            raise Refused("security-opt", f"{where}.SecurityOpt {opt[:60]!r} is not allowed ({what})")
-    network = _str(hc.field("NetworkMode"), f"{where}.NetworkMode")
-    if network:
-        check_network(network, f"{where}.NetworkMode", config)
-    for i, m in enumerate(_list_of(hc.field("Mounts"), f"{where}.Mounts")):
-        check_mount(m, f"{where}.Mounts[{i}]", config)
-
-
-def check_network(name, where, config):
-    low = name.lower()
-    if low == "host":
-        raise Refused("network", f"{where}={name!r}: the host network is not allowed")
-    if low.startswith("container:"):
-        raise Refused("network", f"{where}={name!r}: joining another container's network is not allowed")
-    if name == "none":
-        return
-    if config.allowed_networks:
-        if name not in config.allowed_networks:
-            raise Refused("network", f"{where}={name!r} is not in PROXY_ALLOWED_NETWORKS")
-    elif re.fullmatch(r"[0-9a-f]+", name):
-        raise Refused("network", f"{where}={name!r}: network IDs are not accepted, use the network's name")
-
-
-def check_mount(m, where, config):
-    m = _struct(m, where)
-    if m is None:
-        raise BodyError(f"{where} must be an object")
-    mtype = _str(m.field("Type"), f"{where}.Type")
-    source = _str(m.field("Source"), f"{where}.Source")
-    read_only = m.field("ReadOnly") is True
-    if mtype == "bind":
-        path = posixpath.normpath(source) if source else ""
-        if not source.startswith("/") or ".." in source.split("/"):
-            raise Refused("bind", f"{where}: bind mount of {source!r}: the source must be an absolute path")
-        if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in config.allowed_bind_sources):
-            raise Refused("bind", f"{where}: bind mount of {source} is not under PROXY_ALLOWED_BIND_SOURCES "
-                          f"({', '.join(config.allowed_bind_sources) or 'none allowed'})")
-        if not read_only:
-            raise Refused("bind", f"{where}: bind mount of {source} must be read-only")
-        bind_options = _struct(m.field("BindOptions"), f"{where}.BindOptions")
-        if bind_options is not None:
-            prop = _str(bind_options.field("Propagation"), f"{where}.BindOptions.Propagation")
-            if prop not in ("", "private", "rprivate", "slave", "rslave"):
-                raise Refused("bind", f"{where}: bind propagation {prop!r} is not allowed")
-    elif mtype == "volume":
-        options = _struct(m.field("VolumeOptions"), f"{where}.VolumeOptions")
-        if options is not None and _present(options.field("DriverConfig")):
-            raise Refused("volume", f"{where}: VolumeOptions.DriverConfig is not allowed "
-                          "(a volume driver's options can mount host paths)")
-        rules = [r for r in config.allowed_volumes if r.matches(source)] if source else \
-            [r for r in config.allowed_volumes if r.pattern == "*"]
-        if not rules:
-            raise Refused("volume", f"{where}: volume {source or '(anonymous)'!r} is not in PROXY_ALLOWED_VOLUMES")
-        if all(r.read_only for r in rules) and not read_only:
-            raise Refused("volume", f"{where}: volume {source!r} may only be mounted read-only")
-    elif mtype == "tmpfs":
-        pass
-    else:
-        raise Refused("mount-type", f"{where}: mount type {mtype!r} is not allowed")
-
-
-class Refused(Exception):
-    def __init__(self, rule, reason):
-        super().__init__(reason)
-        self.rule = rule
-        self.reason = reason
+# The create body: docker_proxy_create.py
 
 
 def check_create(body, config, image_user=None):
-    """The decision on a POST /containers/create body (bytes)."""
+    """The decision on a POST /containers/create body (bytes); when allowed, `Decision.body` is
+    what to send the engine (the proxy's own serialisation of the checked fields)."""
     try:
-        top = _struct(parse_body(body), "body")
-        image = _str(top.field("Image"), "Image")
-        if not image:
-            raise Refused("image", "the container has no Image")
-        if "*" not in config.allowed_images and not any(image.startswith(p) for p in config.allowed_images):
-            raise Refused("image", f"image {image!r} does not start with an allowed prefix "
-                          f"(PROXY_ALLOWED_IMAGES={','.join(config.allowed_images)})")
-        # The engine takes HostConfig fields from the top level when "HostConfig" is absent:
-        # check both places.
-        check_host_config(top, "body", config)
-        hc = _struct(top.field("HostConfig"), "HostConfig")
-        if hc is not None:
-            check_host_config(hc, "HostConfig", config)
-        # The network the container gets: empty means the engine's default (bridge).
-        if not _str((hc or top).field("NetworkMode"), "NetworkMode"):
-            check_network("default", "HostConfig.NetworkMode (empty: default)", config)
-        nc = _struct(top.field("NetworkingConfig"), "NetworkingConfig")
-        if nc is not None:
-            endpoints = nc.field("EndpointsConfig")
-            if endpoints not in (MISSING, None):
-                if not isinstance(endpoints, Obj):
-                    raise BodyError("NetworkingConfig.EndpointsConfig must be an object")
-                for name, _ in endpoints.pairs:  # a map: names are exact, every key counts
-                    check_network(name, "NetworkingConfig.EndpointsConfig", config)
-        user = _str(top.field("User"), "User")
-        if config.deny_root:
-            if user and is_root_user(user):
-                raise Refused("root", f"User {user!r}: running as root is not allowed (PROXY_DENY_ROOT)")
-            if not user and image_user is not None:
-                try:
-                    default = image_user(image)
-                except Exception as e:  # the engine could not be asked: refuse rather than guess
-                    raise Refused("root", f"no User given and the user of image {image!r} "
-                                  f"could not be looked up ({e}) (PROXY_DENY_ROOT)")
-                # None: no such image (the engine will say so)
-                if default is not None and (default == "" or is_root_user(default)):
-                    raise Refused("root", f"no User given and image {image!r} runs as "
-                                  f"{default or 'root'}: running as root is not allowed (PROXY_DENY_ROOT)")
-    except BodyError as e:
+        forward, image = create.build_create(body, config, image_user)
+    except create.BodyError as e:
         return deny("malformed-body", str(e), status=400)
-    except Refused as e:
+    except create.Refused as e:
         return deny(e.rule, e.reason)
-    return allow("containers.create", "allowed", action="create", image=image)
+    return allow("containers.create", "allowed", action="create", image=image, body=forward)

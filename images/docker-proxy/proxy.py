@@ -4,20 +4,26 @@
 Listens on TCP (PROXY_LISTEN, default 0.0.0.0:2375) and forwards to the engine's unix socket
 (PROXY_UPSTREAM, default /var/run/docker.sock) only the requests DockerOperator needs; everything
 else gets 403 with {"message": "docker-proxy: <reason> (rule: <rule>)"}. What is allowed is in
-docker_proxy_policy.py. Python 3 standard library only.
+docker_proxy_policy.py and docker_proxy_create.py. Python 3 and h11.
 
 How a connection is handled:
-  - one request per connection: the request line and headers are parsed here and re-written
-    (so the engine parses exactly what was checked), sent upstream with `Connection: close`, and
-    the response goes back with `Connection: close`; anything the client sends after its request
-    is never forwarded (except the stdin stream of an allowed attach);
-  - only POST /containers/create may carry a body: up to PROXY_MAX_BODY bytes (413 beyond),
-    Content-Length or chunked (re-sent upstream with a Content-Length);
+  - HTTP is parsed and framed by h11 (a well-kept HTTP/1.1 implementation), on the client's side
+    and on the engine's: the proxy never splits requests or responses itself;
+  - one request per connection: the request line is decided on first (policy.check_head: route,
+    query parameters, API version within the engine's own range), then, for a create, the body;
+    the request sent upstream is built from the checked parts (Host, User-Agent, Accept and
+    the proxy's own framing; a create's body is the proxy's serialisation of the checked fields)
+    with `Connection: close`; the response goes back with `Connection: close`. Anything the
+    client sends after its request is never forwarded (pipelined requests are dropped), except
+    the stdin stream of an attach that the engine switched to a raw stream;
+  - attach: relayed raw both ways only after the engine's `101 Switching Protocols` (or, for an
+    attach without Upgrade, its raw-stream 200); any other answer (an error) is passed back and
+    both connections are closed;
+  - only POST /containers/create may carry a body: up to PROXY_MAX_BODY bytes (413 beyond);
   - the ids in create responses are remembered (PROXY_TRACK_MAX, oldest forgotten first; kept
     in PROXY_STATE_FILE when set, so that a restart forgets nothing): the container endpoints
     only work on those. A container named by a name or id prefix is looked up in the engine
     first, and the request is decided on, and sent with, its full id (404 when there is none);
-  - attach is an HTTP upgrade: after the check, bytes are relayed both ways until one side closes;
   - no timeout once a request is forwarded (wait and attach last as long as the step), a
     timeout (PROXY_REQUEST_TIMEOUT, 60 s) on reading the request itself;
   - malformed requests get 400, an unreachable engine 502, too many connections
@@ -30,14 +36,13 @@ Usage: proxy.py [--listen HOST:PORT] [--upstream PATH]     serve
        proxy.py --check                                      GET /_ping through the proxy (healthcheck)
 
 Configuration (environment): PROXY_ALLOWED_IMAGES, PROXY_ALLOWED_NETWORKS,
-PROXY_ALLOWED_BIND_SOURCES, PROXY_ALLOWED_VOLUMES, PROXY_DENY_ROOT, PROXY_ALLOW_INFO (see
+PROXY_ALLOWED_BIND_SOURCES, PROXY_ALLOWED_VOLUMES, PROXY_DENY_ROOT (see
 docker_proxy_policy.Config), PROXY_STATE_FILE, and the ones above.
 """
 import argparse
 import errno
 import json
 import os
-import re
 import selectors
 import signal
 import socket
@@ -50,15 +55,11 @@ from urllib.parse import quote
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import docker_proxy_policy as policy  # noqa: E402
 
+import h11  # noqa: E402
+
 MAX_HEAD = 64 * 1024
-HOP_BY_HOP = {
-    "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
-    "upgrade", "expect", "content-length", "host", "proxy-authorization", "proxy-authenticate",
-}
-TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-REQUEST_LINE = re.compile(rb"([A-Z]+) (\S+) HTTP/1\.([01])\Z")
-STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3})(?: .*)?\Z")
-HEAD_END = re.compile(rb"\r?\n\r?\n")
+# The engine's API version range is asked once and kept this long (an engine upgrade is seen).
+API_RANGE_TTL = 300
 REASONS = {
     100: "Continue", 400: "Bad Request", 403: "Forbidden", 408: "Request Timeout",
     413: "Payload Too Large", 417: "Expectation Failed", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -117,130 +118,16 @@ def printable(text, limit=200):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading HTTP off a socket
+# HTTP: h11 parses and frames every message, on both sides. The proxy writes only its own
+# responses' heads (and the engine's, re-written), always with `Connection: close`.
 
-
-class Reader:
-    """Buffered reads from a socket."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = bytearray()
-
-    def fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError
-        self.buf += data
-
-    def head(self, limit=MAX_HEAD):
-        """Bytes up to the empty line that ends the head (which is consumed)."""
-        start = 0
-        while True:
-            m = HEAD_END.search(self.buf, max(0, start - 3))
-            if m and m.start() > limit:
-                raise HttpError(431, "request head too large", "head-size")
-            if m:
-                head = bytes(self.buf[:m.start()])
-                del self.buf[:m.end()]
-                return head
-            if len(self.buf) > limit:
-                raise HttpError(431, "request head too large", "head-size")
-            start = len(self.buf)
-            self.fill()
-
-    def exactly(self, n):
-        while len(self.buf) < n:
-            self.fill()
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
-
-    def line(self, limit=4096):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line = bytes(self.buf[:i])
-                del self.buf[:i + 1]
-                return line[:-1] if line.endswith(b"\r") else line
-            if len(self.buf) > limit:
-                raise HttpError(400, "chunk line too long")
-            self.fill()
-
-    def chunked(self, limit):
-        """A chunked body, decoded; HttpError 413 beyond limit bytes."""
-        out = bytearray()
-        while True:
-            size_line = self.line().split(b";", 1)[0].strip()
-            if not re.fullmatch(rb"[0-9a-fA-F]{1,8}", size_line):
-                raise HttpError(400, "bad chunk size in the chunked body")
-            size = int(size_line, 16)
-            if size == 0:
-                while self.line():  # trailers, discarded
-                    pass
-                return bytes(out)
-            if len(out) + size > limit:
-                raise HttpError(413, f"request body larger than {limit} bytes", "body-size")
-            out += self.exactly(size)
-            if self.line() != b"":
-                raise HttpError(400, "chunk not followed by CRLF")
-
-    def until_eof(self, limit):
-        data = bytearray(self.buf)
-        self.buf.clear()
-        while len(data) <= limit:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return bytes(data)
-            data += chunk
-        raise HttpError(502, "upstream response too large to inspect")
-
-
-def parse_head(head):
-    """Request head bytes -> (method, target, minor version, [(name, value)])."""
-    lines = re.split(rb"\r?\n", head)
-    m = REQUEST_LINE.match(lines[0])
-    if not m:
-        raise HttpError(400, f"malformed request line {printable(lines[0], 100)!r}", "malformed")
-    headers = []
-    for raw in lines[1:]:
-        if raw[:1] in (b" ", b"\t"):
-            raise HttpError(400, "folded header lines are not accepted", "malformed")
-        name, sep, value = raw.partition(b":")
-        if not sep or not TOKEN.match(name):
-            raise HttpError(400, f"malformed header line {printable(raw, 100)!r}", "malformed")
-        value = value.strip(b" \t")
-        if any(b in value for b in (b"\r", b"\0", b"\n")):
-            raise HttpError(400, "control character in a header value", "malformed")
-        headers.append((name.decode("ascii"), value.decode("latin-1")))
-    return m.group(1).decode(), m.group(2).decode("latin-1"), int(m.group(3)), headers
-
-
-def header_values(headers, name):
-    return [v for k, v in headers if k.lower() == name]
-
-
-def body_framing(headers):
-    """('none'|'length'|'chunked', length) for a request, or HttpError 400."""
-    te = header_values(headers, "transfer-encoding")
-    cl = header_values(headers, "content-length")
-    if te and cl:
-        raise HttpError(400, "both Transfer-Encoding and Content-Length", "malformed")
-    if te:
-        if len(te) != 1 or te[0].strip().lower() != "chunked":
-            raise HttpError(400, f"Transfer-Encoding {', '.join(te)!r} is not supported (only chunked)", "malformed")
-        return "chunked", None
-    if cl:
-        values = {v.strip() for v in ",".join(cl).split(",")}
-        if len(values) != 1 or not re.fullmatch(r"[0-9]{1,15}", next(iter(values))):
-            raise HttpError(400, "bad Content-Length", "malformed")
-        n = int(next(iter(values)))
-        return ("length", n) if n else ("none", 0)
-    return "none", 0
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
+# Request headers passed on to the engine (all others are dropped; Host, framing and
+# Connection are the proxy's own).
+FORWARD_HEADERS = {b"user-agent", b"accept", b"content-type"}
+# Response headers not passed back (framing and connection management are the proxy's).
+RESPONSE_DROP = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                 b"upgrade", b"trailer", b"te"}
+RAW_STREAM_TYPES = (b"application/vnd.docker.raw-stream", b"application/vnd.docker.multiplexed-stream")
 
 
 def json_response(status, message, head_only=False):
@@ -250,6 +137,21 @@ def json_response(status, message, head_only=False):
             f"Content-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n").encode()
     return head if head_only else head + body
+
+
+def response_head(event, keep=(), extra=()):
+    """The head of an engine response (h11 event) for the client: its status and headers minus
+    framing and connection ones, plus `Connection: close` (the body then ends at the close,
+    unless it has a Content-Length)."""
+    reason = event.reason or REASONS.get(event.status_code, "").encode()
+    lines = [b"HTTP/1.1 %d %s" % (event.status_code, reason)]
+    for name, value in event.headers.raw_items():  # as the engine spelled them
+        if name.lower() not in RESPONSE_DROP or name.lower() in keep:
+            lines.append(name + b": " + value)
+    lines += [b"%s: %s" % kv for kv in extra]
+    if not keep:
+        lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
 def close_gracefully(sock, drain_seconds=1.0):
@@ -277,34 +179,117 @@ def close_gracefully(sock, drain_seconds=1.0):
             pass
 
 
-def rewrite_response_head(head):
-    """The upstream response head for the client: `Connection: close` instead of keep-alive."""
-    lines = re.split(rb"\r?\n", head)
-    out = [lines[0]]
-    for line in lines[1:]:
-        name = line.split(b":", 1)[0].strip().lower()
-        if name in (b"connection", b"keep-alive", b"proxy-connection"):
-            continue
-        out.append(line)
-    out.append(b"Connection: close")
-    return b"\r\n".join(out) + b"\r\n\r\n"
+def recv_or_eof(sock):
+    """The next bytes from a socket; b"" when it is closed or broken."""
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
 
 
-def response_body(head, data):
-    """The body of a complete upstream response (de-chunked when needed)."""
-    lines = re.split(rb"\r?\n", head)
-    chunked = any(line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower() for line in lines)
-    if not chunked:
-        return data
-    out, pos = bytearray(), 0
+class Upstream:
+    """One request to the engine over its socket, framed and parsed by an h11 client."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+
+    def send(self, *events):
+        self.sock.sendall(b"".join(self.conn.send(e) or b"" for e in events))
+
+    def feed(self, data):
+        self.conn.receive_data(data)
+
+    def next_event(self, block=True):
+        """The next h11 event; with block=False, h11.NEED_DATA when the socket has to be read."""
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as e:
+                raise HttpError(502, f"malformed response from the Docker engine: {e}", "upstream")
+            if event is h11.NEED_DATA and block:
+                self.feed(self.sock.recv(65536))
+                continue
+            return event
+
+    def body(self, limit):
+        """The rest of a response body, whole (HttpError 502 beyond limit bytes)."""
+        out = bytearray()
+        while True:
+            event = self.next_event()
+            if isinstance(event, h11.Data):
+                out += event.data
+                if len(out) > limit:
+                    raise HttpError(502, "upstream response too large to inspect", "upstream")
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return bytes(out)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def read_request(client, max_body, allow_body):
+    """(h11 connection, Request event, body bytes) of the one request on this connection;
+    `allow_body(request) -> bool` is asked before a body is read (a refused request's body is
+    never read). None when the client closed before sending anything."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    request, body = None, bytearray()
+
+    def next_event():
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as e:
+                status = e.error_status_hint if e.error_status_hint in (400, 413, 431, 501) else 400
+                raise HttpError(status, f"malformed request: {e}", "malformed")
+            if event is h11.NEED_DATA:
+                data = client.recv(65536)
+                if not data and request is None and not conn.trailing_data[0]:
+                    return None
+                conn.receive_data(data)
+                continue
+            return event
+
+    event = next_event()
+    if event is None or isinstance(event, h11.ConnectionClosed):
+        return None
+    request = event
+    if request.http_version not in (b"1.0", b"1.1"):
+        raise HttpError(400, f"HTTP/{request.http_version.decode('latin-1')} is not supported", "malformed")
+    if sum(len(n) + len(v) + 4 for n, v in request.headers) + len(request.target) > MAX_HEAD:
+        # (h11 bounds a head that arrives in pieces; this one arrived whole)
+        raise HttpError(431, "request head too large", "head-size")
+    names = [n for n, _ in request.headers]
+    if b"content-length" in names and b"transfer-encoding" in names:
+        raise HttpError(400, "both Transfer-Encoding and Content-Length", "malformed")
+    if names.count(b"host") > 1:
+        raise HttpError(400, "more than one Host header", "malformed")
+    has_body = b"transfer-encoding" in names or any(
+        n == b"content-length" and v.strip() != b"0" for n, v in request.headers)
+    if not allow_body(request, has_body):
+        return conn, request, None
+    if has_body:
+        length = [int(v) for n, v in request.headers if n == b"content-length"]
+        if length and length[0] > max_body:
+            raise HttpError(413, f"request body larger than {max_body} bytes", "body-size")
+        expect = [v for n, v in request.headers if n == b"expect"]
+        if expect and expect[0].lower() != b"100-continue":
+            raise HttpError(417, "unsupported Expect header", "malformed")
+        if conn.they_are_waiting_for_100_continue:
+            client.sendall(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
     while True:
-        end = data.index(b"\r\n", pos)
-        size = int(data[pos:end].split(b";")[0], 16)
-        if size == 0:
-            return bytes(out)
-        out += data[end + 2:end + 2 + size]
-        pos = end + 2 + size + 2
-
+        event = next_event()
+        if event is None or isinstance(event, h11.ConnectionClosed):
+            raise EOFError
+        if isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > max_body:
+                raise HttpError(413, f"request body larger than {max_body} bytes", "body-size")
+        elif isinstance(event, h11.EndOfMessage):
+            return conn, request, bytes(body)
 
 # --------------------------------------------------------------------------------------------
 # The proxy
@@ -315,6 +300,8 @@ class Proxy:
         self.settings = settings
         self.config = settings.policy
         self.owned = policy.OwnedContainers(settings.track_max, settings.state_file)
+        self._api_lock = threading.Lock()
+        self._api_range = None
 
     # -- upstream
 
@@ -341,24 +328,40 @@ class Proxy:
 
     def upstream_get(self, path, limit=16 * 1024 * 1024):
         """(status, parsed JSON body or None) of a GET on the engine, for the proxy's own lookups."""
-        up = self.connect_upstream()
+        up = Upstream(self.connect_upstream())
         try:
-            up.settimeout(30)
-            up.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode())
-            r = Reader(up)
-            head = r.head()
-            m = STATUS_LINE.match(re.split(rb"\r?\n", head)[0])
-            if not m:
-                raise HttpError(502, "malformed response from the Docker engine", "upstream")
-            data = response_body(head, r.until_eof(limit))
+            up.sock.settimeout(30)
+            up.send(h11.Request(method="GET", target=path, headers=[("Host", "docker"), ("Connection", "close")]),
+                    h11.EndOfMessage())
+            event = up.next_event()
+            while isinstance(event, h11.InformationalResponse):
+                event = up.next_event()
+            data = up.body(limit)
             try:
-                return int(m.group(1)), json.loads(data) if data.strip() else None
+                return event.status_code, json.loads(data) if data.strip() else None
             except ValueError:
-                return int(m.group(1)), None
-        except (OSError, EOFError) as e:
+                return event.status_code, None
+        except (OSError, h11.ProtocolError) as e:
             raise HttpError(502, f"the Docker engine failed: {e}", "upstream")
         finally:
             up.close()
+
+    def api_range(self):
+        """The engine's (MinAPIVersion, ApiVersion), asked once and kept for API_RANGE_TTL s."""
+        now = time.monotonic()
+        with self._api_lock:
+            if self._api_range and now - self._api_range[0] < API_RANGE_TTL:
+                return self._api_range[1]
+        status, info = self.upstream_get("/version")
+        try:
+            if status != 200:
+                raise ValueError(f"status {status}")
+            found = (policy.parse_version(info["MinAPIVersion"]), policy.parse_version(info["ApiVersion"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise HttpError(502, f"the Docker engine did not tell its API versions ({e})", "upstream")
+        with self._api_lock:
+            self._api_range = (now, found)
+        return found
 
     def resolve_container(self, ref):
         """The full id of the container the engine knows as `ref` (a name or id prefix), or None
@@ -389,47 +392,31 @@ class Proxy:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        reader = Reader(client)
         method = target = "-"
         head_only = False
-        try:
-            try:
-                head = reader.head()
-            except EOFError:
-                return  # connected and closed without a request (e.g. a port check)
-            method, target, minor, headers = parse_head(head)
+        state = {}
+
+        def decide_head(request, has_body):
+            """Decided on the request line before any body is read."""
+            nonlocal method, target, head_only
+            method, target = request.method.decode("ascii"), request.target.decode("latin-1")
             head_only = method == "HEAD"
-            if len(header_values(headers, "host")) > 1:
-                raise HttpError(400, "more than one Host header", "malformed")
-            framing, length = body_framing(headers)
-            decision = policy.check_head(method, target, framing != "none", self.config, self.owned)
-            resolved = ""
-            if decision.resolve:
-                # a name or id prefix: decide on the full id it stands for, and send that
-                ref = decision.container
-                full_id = self.resolve_container(ref)
-                if full_id is None:
-                    log(f"MISS  404 {method} {printable(target.split('?')[0])} rule=ownership reason=no such container")
-                    client.sendall(json_response(404, f"docker-proxy: No such container: {ref}", head_only))
-                    return
-                target = policy.with_container_id(target, full_id)
-                decision = policy.check_head(method, target, framing != "none", self.config, self.owned)
-                resolved = f" ({printable(ref, 80)} = {full_id[:12]})"
-            body = b""
+            state["decision"] = self.decide_head(method, target, has_body, state)
+            return state["decision"].allowed and state["decision"].action == "create"
+
+        try:
+            got = read_request(client, self.settings.max_body, decide_head)
+            if got is None:
+                return  # connected and closed without a request (e.g. a port check)
+            conn, request, body = got
+            decision, resolved = state["decision"], state.get("resolved", "")
+            target = state.get("target", target)
+            if decision.status == 404:
+                log(f"MISS  404 {method} {printable(target.split('?')[0])} rule=ownership reason=no such container")
+                client.sendall(json_response(404, f"docker-proxy: No such container: {decision.container}", head_only))
+                return
             if decision.allowed and decision.action == "create":
-                if framing == "length" and length > self.settings.max_body:
-                    raise HttpError(413, f"request body larger than {self.settings.max_body} bytes", "body-size")
-                expect = header_values(headers, "expect")
-                if expect:
-                    if expect[0].strip().lower() != "100-continue":
-                        raise HttpError(417, "unsupported Expect header", "malformed")
-                    client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                if framing == "length":
-                    body = reader.exactly(length)
-                elif framing == "chunked":
-                    body = reader.chunked(self.settings.max_body)
-                decision = policy.check_create(
-                    body, self.config, self.image_user if self.config.deny_root else None)
+                decision = policy.check_create(body, self.config, self.image_user)
             if not decision.allowed:
                 log(f"DENY  {decision.status} {method} {printable(target.split('?')[0])} "
                     f"rule={decision.rule} reason={printable(decision.reason, 300)}{resolved}")
@@ -438,7 +425,7 @@ class Proxy:
             if not (decision.rule == "ping" and peer[0] in ("127.0.0.1", "::1") and not self.settings.log_local_pings):
                 # (the image's healthcheck pings every 10 s: not logged unless PROXY_LOG_LOCAL_PINGS=1)
                 log(f"ALLOW {method} {printable(target.split('?')[0])} rule={decision.rule}{resolved}")
-            self.forward(client, reader, method, target, headers, body, decision)
+            self.forward(client, conn, request, target, decision)
         except HttpError as e:
             label = "DENY " if e.status < 500 else "ERROR"
             log(f"{label} {e.status} {method} {printable(target.split('?')[0])} rule={e.rule} reason={printable(e.message, 300)}")
@@ -468,107 +455,140 @@ class Proxy:
         finally:
             close_gracefully(client)
 
-    def forward(self, client, reader, method, target, headers, body, decision):
-        upgrade = decision.action == "attach" and header_values(headers, "upgrade")
-        lines = [f"{method} {target} HTTP/1.1", "Host: docker"]
-        for name, value in headers:
-            if name.lower() not in HOP_BY_HOP:
-                lines.append(f"{name}: {value}")
-        if decision.action == "create":
-            lines.append(f"Content-Length: {len(body)}")
-        if upgrade:
-            lines += ["Connection: Upgrade", f"Upgrade: {upgrade[0]}"]
-        else:
-            lines.append("Connection: close")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    def decide_head(self, method, target, has_body, state):
+        """The decision on the request line; a container named by a name or id prefix is looked
+        up and the request decided on (and later sent with) its full id. The engine's API range
+        is only asked for when the path names a version."""
+        api_range = self.api_range() if policy.VERSION_PREFIX.match(target) else None
+        decision = policy.check_head(method, target, has_body, self.config, self.owned, api_range)
+        if decision.resolve:
+            ref = decision.container
+            full_id = self.resolve_container(ref)
+            if full_id is None:
+                return policy.deny("ownership", "no such container", status=404, container=ref)
+            target = policy.with_container_id(target, full_id)
+            state["target"] = target
+            state["resolved"] = f" ({printable(ref, 80)} = {full_id[:12]})"
+            decision = policy.check_head(method, target, has_body, self.config, self.owned, api_range)
+        return decision
 
-        up = self.connect_upstream()
+    def forward(self, client, conn, request, target, decision):
+        attach = decision.action == "attach"
+        upgrade = attach and any(n == b"upgrade" for n, _ in request.headers)
+        headers = [("Host", "docker")] + [
+            (n, v) for n, v in request.headers.raw_items()  # as the client spelled them
+            if n.lower() in FORWARD_HEADERS and not (decision.action == "create" and n.lower() == b"content-type")]
+        if decision.action == "create":
+            body = decision.body
+            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        else:
+            body = b""
+        headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")] if upgrade else [("Connection", "close")]
+        # What the client sent after its request: held back, and only ever passed on as the
+        # stdin of an attach the engine switched to a raw stream.
+        pending = bytearray(conn.trailing_data[0])
+
+        up = Upstream(self.connect_upstream())
         try:
             try:
-                up.sendall(request)
-                upstream = Reader(up)
-                head = self.response_head(upstream, client, reader, decision.action == "attach")
-            except (OSError, EOFError, HttpError) as e:
+                up.send(h11.Request(method=request.method, target=target.encode("latin-1"), headers=headers),
+                        *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
+                event = self.await_response(up, client, pending, attach)
+            except (OSError, h11.ProtocolError) as e:
                 raise HttpError(502, f"the Docker engine closed the connection or failed: {e}", "upstream")
-            m = STATUS_LINE.match(re.split(rb"\r?\n", head)[0])
-            if not m:
-                raise HttpError(502, "malformed response from the Docker engine", "upstream")
-            status = int(m.group(1))
             client.settimeout(None)
-            if status == 101:
-                client.sendall(head + b"\r\n\r\n")
-            else:
-                head = rewrite_response_head(head)
-                if decision.action == "create":
-                    # Remember the new container before the client can use its id.
-                    data = upstream.until_eof(self.settings.max_body)
-                    if status == 201:
-                        self.remember(head, data)
-                    client.sendall(head + data)
-                    return
-                client.sendall(head)
+            status = event.status_code
+            content_type = b"".join(v for n, v in event.headers if n == b"content-type")
+            if attach and status == 101 and upgrade and up.conn.our_state is h11.SWITCHED_PROTOCOL:
+                # the engine hijacked the connection: a raw stream both ways from here
+                client.sendall(response_head(event, keep={b"connection", b"upgrade"}))
+                relay(client, up.sock, up.conn.trailing_data[0], bytes(pending), both_ways=True)
+                return
+            if attach and status == 200 and not upgrade and content_type.startswith(RAW_STREAM_TYPES):
+                # an attach without Upgrade: the engine hijacked it after a 200 with no framing
+                client.sendall(response_head(event))
+                relay(client, up.sock, up.conn.trailing_data[0], bytes(pending), both_ways=True)
+                return
+            # Anything else is an ordinary response: passed back, then both sides are closed,
+            # whatever the client sent after its request (never forwarded).
+            if decision.action == "create":
+                data = up.body(self.settings.max_body)
+                if status == 201:
+                    self.remember(data)  # before the client can use the id
+                client.sendall(response_head(event, extra=[] if any(n == b"content-length" for n, _ in event.headers)
+                                             else [(b"Content-Length", str(len(data)).encode())]) + data)
+                return
+            client.sendall(response_head(event))
+            self.stream_body(up, client)
             if decision.action == "remove" and status in (200, 204):
                 self.owned.discard(decision.container)
-            leftover = bytes(reader.buf) if decision.action == "attach" else b""
-            relay(client, up, bytes(upstream.buf), leftover, both_ways=decision.action == "attach")
         finally:
-            try:
-                up.close()
-            except OSError:
-                pass
+            up.close()
 
-    def response_head(self, upstream, client, reader, attach):
-        """The engine's response head. Meanwhile the client is watched: when it goes away the
-        request is abandoned (closing the upstream connection cancels it in the engine, e.g. a
-        wait); what it sends is kept for an attach (stdin), otherwise dropped."""
+    def await_response(self, up, client, pending, attach):
+        """The engine's response head (h11 Response, or the 101). Meanwhile the client is
+        watched: when it goes away the request is abandoned (closing the upstream connection
+        cancels it in the engine, e.g. a wait); what it sends is kept in `pending` for an attach
+        (stdin, passed on only after a switch to a raw stream), otherwise dropped."""
         with selectors.DefaultSelector() as sel:
-            sel.register(upstream.sock, selectors.EVENT_READ, "up")
+            sel.register(up.sock, selectors.EVENT_READ, "up")
             sel.register(client, selectors.EVENT_READ, "client")
             while True:
+                event = up.next_event(block=False)
+                if event is not h11.NEED_DATA:
+                    if isinstance(event, h11.InformationalResponse) and event.status_code != 101:
+                        continue  # 1xx other than the switch: not passed on
+                    if isinstance(event, (h11.Response, h11.InformationalResponse)):
+                        return event
+                    raise HttpError(502, "the Docker engine closed the connection without answering", "upstream")
                 for key, _ in sel.select():
                     if key.data == "up":
-                        m = HEAD_END.search(upstream.buf)
-                        if m is None:
-                            if len(upstream.buf) > MAX_HEAD:
-                                raise HttpError(502, "response head too large", "upstream")
-                            upstream.fill()
-                            m = HEAD_END.search(upstream.buf)
-                        if m:
-                            head = bytes(upstream.buf[:m.start()])
-                            del upstream.buf[:m.end()]
-                            return head
+                        up.feed(up.sock.recv(65536))
                     else:
                         data = recv_or_eof(client)
                         if not data:
                             raise ClientGone
-                        if attach:
-                            reader.buf += data
-                        else:
-                            reader.buf.clear()
+                        if attach and len(pending) < 1024 * 1024:
+                            pending += data
 
-    def remember(self, head, data):
+    def stream_body(self, up, client):
+        """The response body, as h11 de-frames it, to the client until its end; the client going
+        away ends it (and the upstream request with it). What the client sends is dropped."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(up.sock, selectors.EVENT_READ, "up")
+            sel.register(client, selectors.EVENT_READ, "client")
+            dropped = 0
+            while True:
+                event = up.next_event(block=False)
+                if isinstance(event, h11.Data):
+                    client.sendall(event.data)
+                    continue
+                if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    return
+                for key, _ in sel.select():
+                    if key.data == "up":
+                        up.feed(recv_or_eof(up.sock))
+                    else:
+                        data = recv_or_eof(client)
+                        if not data:
+                            return  # the client is gone: stop (closing upstream cancels it)
+                        dropped += len(data)  # never forwarded: it was not checked
+                        if dropped > 1024 * 1024:
+                            return
+
+    def remember(self, data):
         try:
-            info = json.loads(response_body(head, data))
-            cid = info["Id"]
+            cid = json.loads(data)["Id"]
         except (ValueError, KeyError, TypeError) as e:
             log(f"ERROR create response without an Id ({type(e).__name__}): the container cannot be used")
             return
-        if isinstance(cid, str) and re.fullmatch(r"[0-9a-f]{64}", cid):
+        if isinstance(cid, str) and policy.FULL_ID.fullmatch(cid):
             self.owned.add(cid)
 
 
-def recv_or_eof(sock):
-    """The next bytes from a socket; b"" when it is closed or broken (both end the relay)."""
-    try:
-        return sock.recv(65536)
-    except OSError:
-        return b""
-
-
 def relay(client, up, pending_up, pending_client, both_ways):
-    """Copy the upstream response to the client until the engine closes. With both_ways (an
-    attach), the client's bytes go to the engine too, and a client's half-close is passed on.
-    Otherwise what the client sends is dropped and its closing aborts the request upstream."""
+    """Copy a raw stream (a hijacked attach) both ways until the engine closes; a client's
+    half-close is passed on."""
     if pending_up:
         client.sendall(pending_up)
     if pending_client:
@@ -577,7 +597,6 @@ def relay(client, up, pending_up, pending_client, both_ways):
     try:
         sel.register(up, selectors.EVENT_READ, "up")
         sel.register(client, selectors.EVENT_READ, "client")
-        dropped = 0
         while True:
             for key, _ in sel.select():
                 if key.data == "up":
@@ -588,22 +607,15 @@ def relay(client, up, pending_up, pending_client, both_ways):
                 else:
                     data = recv_or_eof(client)
                     if not data:
-                        if not both_ways:
-                            return  # the client is gone: stop (closing upstream cancels it)
                         sel.unregister(client)
                         try:
                             up.shutdown(socket.SHUT_WR)
                         except OSError:
                             pass
-                    elif both_ways:
-                        up.sendall(data)
                     else:
-                        dropped += len(data)  # never forwarded: it was not checked
-                        if dropped > 1024 * 1024:
-                            return
+                        up.sendall(data)
     finally:
         sel.close()
-
 
 # --------------------------------------------------------------------------------------------
 # Server

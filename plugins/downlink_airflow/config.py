@@ -32,6 +32,8 @@ class Settings:
     freshness_hours: float = 36.0
     # A step killed for memory is rerun with twice its limit, up to this ceiling (registry: memory_max).
     memory_ceiling: str = "8g"
+    # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
+    step_pids_limit: int = 1024
     # Volumes the hourly health step checks besides the data volume: the database's.
     health_mounts: tuple = ()
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
@@ -68,6 +70,7 @@ class Settings:
             min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
             freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
             memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
+            step_pids_limit=int(positive(env.get("DOWNLINK_STEP_PIDS_LIMIT") or 1024, "DOWNLINK_STEP_PIDS_LIMIT")),
             raw_volume=env.get("DOWNLINK_RAW_VOLUME", ""),
             arrivals_enabled=flag(env.get("DOWNLINK_ARRIVALS", "true"), "DOWNLINK_ARRIVALS"),
             arrivals_poll_seconds=positive(env.get("DOWNLINK_ARRIVALS_POLL_SECONDS") or 5, "DOWNLINK_ARRIVALS_POLL_SECONDS"),

@@ -52,6 +52,21 @@ class StepOutOfMemory(AirflowFailException):
         self.reason = message
 
 
+class StepClient:
+    """The docker APIClient with the host settings DockerOperator has no argument for (a PID
+    limit): added to every create_host_config call, everything else passed through."""
+
+    def __init__(self, api, **host_settings):
+        self._api = api
+        self._host_settings = host_settings
+
+    def create_host_config(self, *args, **kwargs):
+        return self._api.create_host_config(*args, **{**self._host_settings, **kwargs})
+
+    def __getattr__(self, name):
+        return getattr(self._api, name)
+
+
 class StepOperator(DockerOperator):
     """DockerOperator with what a step needs beyond running a container:
 
@@ -60,13 +75,20 @@ class StepOperator(DockerOperator):
       same one rung up); at the ceiling it fails with an out-of-memory error, without retries;
     - with `stderr_callback` (the registry's `warn_on_stderr`), what a successful container wrote
       to stderr is read and handed to the callback: cron mailed whatever a job printed.
+    - `pids_limit`: the most processes the container may have (docker-proxy requires one).
     The container is kept until it has been inspected, then removed, whatever happened.
     """
 
-    def __init__(self, *, stderr_callback=None, memory_ceiling=None, **kwargs):
+    def __init__(self, *, stderr_callback=None, memory_ceiling=None, pids_limit=None, **kwargs):
         super().__init__(**kwargs)
         self.stderr_callback = stderr_callback
         self.memory_ceiling = memory_ceiling
+        self.pids_limit = pids_limit
+
+    @property
+    def cli(self):
+        api = super().cli
+        return StepClient(api, pids_limit=self.pids_limit) if self.pids_limit else api
 
     def _remove(self):
         if getattr(self, "container", None):
@@ -183,6 +205,10 @@ def astro_step(task_id, command, *, image=None, environment=None, settings=None,
     if cfg.source_mount:
         mounts.append(Mount(target=SOURCE_DIR, source=cfg.source_mount, type="bind", read_only=True))
     mounts.extend(extra_mounts)
+    # docker-proxy refuses a step without memory and PID limits: no memory in the registry means
+    # the ceiling (no rerun rung above it).
+    kwargs["mem_limit"] = kwargs.get("mem_limit") or cfg.memory_ceiling
+    kwargs.setdefault("pids_limit", cfg.step_pids_limit)
     return StepOperator(
         task_id=task_id,
         image=image or cfg.astro_image,

@@ -94,6 +94,26 @@ try:
     print("foreign image ALLOWED")
 except docker.errors.APIError as exc:
     print("foreign image refused", exc.response.status_code)
+# issue 13: a repeated HostConfig (the engine would merge both), and a create smuggled behind an
+# attach the engine would refuse with an ordinary error (API version above its maximum)
+import json, socket
+repro = ('{"Image":"%s","HostConfig":{"Privileged":true,"Binds":["/:/host"],"PidMode":"host"},'
+         '"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64}}' % image).encode()
+r = client.api._post(client.api._url("/containers/create"), data=repro, headers={"Content-Type": "application/json"})
+print("merged duplicate", "refused" if r.status_code == 403 else "ALLOWED", r.status_code, r.text.strip())
+smuggled = json.dumps({"Image": "debian:bookworm-slim", "HostConfig": {"Privileged": True}}).encode()
+with socket.create_connection(("docker-proxy", 2375), timeout=30) as s:
+    s.sendall(b"POST /v1.99/containers/x/attach?stream=1 HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+              b"Upgrade: tcp\r\n\r\nPOST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled))
+    out = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+print("smuggled attach", "refused" if out.count(b"HTTP/1.1 ") == 1 and out.startswith(b"HTTP/1.1 403") else "ALLOWED",
+      out.split(b" ")[1].decode() if out else "-")
 """
 
 
@@ -110,6 +130,6 @@ def test_the_proxy_refuses_what_would_give_root_on_the_host(stack):
     foreign images are refused."""
     out = stack.compose("exec", "-T", "scheduler", "python", "-c", ESCALATE_THROUGH_THE_PROXY,
                         f"downlink/astro:{stack.tag}", check=False).stdout
-    for attempt in ("privileged", "host root bound", "host network", "foreign image"):
+    for attempt in ("privileged", "host root bound", "host network", "foreign image", "merged duplicate", "smuggled attach"):
         assert f"{attempt} refused 403" in out, out
     assert "ALLOWED" not in out, out

@@ -172,3 +172,19 @@ def test_the_archive_volume_is_read_only_unless_the_step_writes_it():
     assert [(m["Source"], m["Target"], m.get("ReadOnly", False)) for m in reader.mounts] == [
         ("proj-data", DATA_DIR, False), ("proj-raw", RAW_DIR, True)]
     assert [(m["Source"], m.get("ReadOnly", False)) for m in writer.mounts] == [("proj-data", False), ("proj-raw", False)]
+
+
+def test_every_step_has_memory_and_pid_limits():
+    """docker-proxy refuses a container without them (issue 13)."""
+    import docker
+
+    from downlink_airflow.steps import StepClient
+    op = astro_step("t", ["true"], settings=settings())
+    assert op.mem_limit == settings().memory_ceiling and op.pids_limit == 1024
+    op = astro_step("t", ["true"], settings=settings(), mem_limit="512m")
+    assert op.mem_limit == "512m"
+    assert Settings.from_env({"DOWNLINK_STEP_PIDS_LIMIT": "64"}).step_pids_limit == 64
+    # the host config docker-py builds for DockerOperator then carries the PID limit
+    api = docker.APIClient(base_url="tcp://127.0.0.1:9", version="1.41")
+    hc = StepClient(api, pids_limit=1024).create_host_config(mem_limit="64m", network_mode="proj-net")
+    assert hc["PidsLimit"] == 1024 and hc["Memory"] == 64 * 1024 ** 2

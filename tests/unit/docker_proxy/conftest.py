@@ -79,3 +79,73 @@ def start_proxy(tmp_path):
     yield start
     for p in started:
         p.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The fake engine in Go (fake_engine/main.go): Go's net/http and encoding/json, as the engine.
+
+ROOT = Path(__file__).resolve().parents[3]
+FAKE_ENGINE_SRC = Path(__file__).resolve().parent / "fake_engine" / "main.go"
+
+
+def fake_engine_binary(tmp_dir):
+    """FAKE_ENGINE (the Makefile builds it), else build/fake_engine, else built here with go."""
+    for candidate in (os.environ.get("FAKE_ENGINE"), ROOT / "build" / "fake_engine"):
+        if candidate and Path(candidate).exists() and Path(candidate).stat().st_mtime >= FAKE_ENGINE_SRC.stat().st_mtime:
+            return Path(candidate)
+    out = Path(tmp_dir) / "fake_engine"
+    try:
+        subprocess.run(["go", "build", "-o", str(out), str(FAKE_ENGINE_SRC)], check=True, capture_output=True,
+                       timeout=300, env={**os.environ, "GO111MODULE": "off",
+                                         "GOCACHE": str(ROOT / "build" / "go-cache")})
+    except FileNotFoundError:
+        pytest.skip("the Go fake engine needs Go: `make test-unit-docker-proxy` installs golang-go and builds it")
+    return out
+
+
+class GoEngine:
+    """The Go fake engine on a unix socket; `log()` is every request it received, create bodies
+    decoded the engine's way (Config, HostConfig, NetworkingConfig)."""
+
+    def __init__(self, binary, path):
+        self.path = str(path)
+        self.proc = subprocess.Popen([str(binary), self.path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert self.proc.stdout.readline().strip() == b"listening"
+
+    def request(self, method, target, body=None):
+        import http.client
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(conn):
+                conn.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.sock.connect(self.path)
+        c = UnixConnection("engine", timeout=10)
+        c.request(method, target, body=body)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, data
+
+    def log(self):
+        import json
+        return json.loads(self.request("GET", "/_fake/log")[1]) or []
+
+    def forwarded(self):
+        """What reached the engine, apart from the proxy's own /version and image lookups."""
+        return [e for e in self.log() if not e["Target"].endswith("/version") and "/images/" not in e["Target"]]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def go_engine_binary(tmp_path_factory):
+    return fake_engine_binary(tmp_path_factory.mktemp("go"))
+
+
+@pytest.fixture
+def go_engine(go_engine_binary, tmp_path):
+    e = GoEngine(go_engine_binary, tmp_path / "go-engine.sock")
+    yield e
+    e.stop()

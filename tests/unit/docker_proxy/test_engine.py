@@ -146,7 +146,7 @@ def forbidden(excinfo, rule):
 def step_host_config(client, **kw):
     return client.create_host_config(**{
         "auto_remove": False, "mounts": [Mount("/data", VOLUME, type="volume")], "network_mode": "bridge",
-        "mem_limit": "64m", "cpu_shares": 1024, "log_config": LogConfig(config={}), **kw})
+        "mem_limit": "64m", "pids_limit": 64, "cpu_shares": 1024, "log_config": LogConfig(config={}), **kw})
 
 
 def test_docker_operator_sequence(client, direct, proxy, image):
@@ -301,6 +301,128 @@ def test_legacy_start_with_a_host_config_is_refused(client, proxy, image):
         client.remove_container(c, force=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Issue 13's attack classes against the real engine: each refused with 403 and a reason, and
+# nothing they asked for is ever created.
+
+SMUGGLE = {"org.downlink.test": f"docker-proxy-{RUN}", "org.downlink.smuggled": RUN}
+
+
+def raw_exchange(proxy, data, timeout=30):
+    """Raw bytes to the proxy on one connection; everything it answers until it closes."""
+    import socket
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def raw_post(path, body):
+    body = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return (b"POST %s HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), len(body), body))
+
+
+def the_refusal(raw, rule):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 ") == 1, raw[:1000]  # one answer: nothing after it was served
+    assert head.startswith(b"HTTP/1.1 403"), raw[:1000]
+    message = json.loads(body)["message"]
+    assert f"(rule: {rule})" in message, message
+    return message
+
+
+def privileged_root_bind(image):
+    return {"Image": image, "Cmd": ["true"], "Labels": SMUGGLE,
+            "HostConfig": {"Privileged": True, "Binds": ["/:/host"], "PidMode": "host"}}
+
+
+def test_attack_battery(proxy, direct, client, image):
+    base = {"Image": image, "Cmd": ["true"], "Labels": SMUGGLE}
+    hc = {"Memory": 64 << 20, "PidsLimit": 64, "NetworkMode": "bridge"}
+    smuggled = raw_post("/v1.41/containers/create", {**privileged_root_bind("debian:bookworm-slim")})
+    bodies = {
+        # finding 1: the reproducer, a lower-case second key, case variants, a repeated mount option
+        "reproducer": ('{"Image":"%s","Labels":%s,"HostConfig":{"Privileged":true,"Binds":["/:/host"],"PidMode":"host"},'
+                       '"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64}}' % (image, json.dumps(SMUGGLE))),
+        "lowercase": ('{"Image":"%s","Labels":%s,"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64},'
+                      '"hostconfig":{"Privileged":true,"Binds":["/:/host"]}}' % (image, json.dumps(SMUGGLE))),
+        "case-variant": ('{"Image":"%s","Labels":%s,"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64,'
+                         '"privileged":false,"PRIVILEGED":true}}' % (image, json.dumps(SMUGGLE))),
+        "volume-options": ('{"Image":"%s","Labels":%s,"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64,'
+                           '"Mounts":[{"Type":"volume","Source":"%s","Target":"/d","VolumeOptions":{"NoCopy":true},'
+                           '"VolumeOptions":{"DriverConfig":{"Name":"local","Options":{"type":"none","o":"bind","device":"/"}}}}]}}'
+                           % (image, json.dumps(SMUGGLE), VOLUME)),
+        "long-s": ('{"Image":"%s","Labels":%s,"HostConfig":{"NetworkMode":"bridge","Memory":67108864,"PidsLimit":64,'
+                   '"\u017fecurityOpt":["seccomp=unconfined"]}}' % (image, json.dumps(SMUGGLE))),
+    }
+    for name, body in bodies.items():
+        rule = "key" if name == "long-s" else "duplicate-key"
+        assert "docker-proxy" in the_refusal(raw_exchange(proxy, raw_post("/v1.41/containers/create", body.encode())), rule), name
+    # host fields at the top level, beside a HostConfig; and no limits
+    the_refusal(raw_exchange(proxy, raw_post("/v1.41/containers/create", {**base, "HostConfig": hc, "Privileged": True})),
+                "privileged")
+    the_refusal(raw_exchange(proxy, raw_post("/v1.41/containers/create", {**base, "HostConfig": {"NetworkMode": "bridge"}})),
+                "limits")
+    the_refusal(raw_exchange(proxy, raw_post("/v1.41/containers/create", {**base, "User": "0", "HostConfig": hc})), "root")
+    # finding 2: an attach the engine would refuse with an ordinary error, then a create on the
+    # same connection; and plain pipelining
+    own = client.create_container(image, command=["sleep", "30"], labels=LABELS, host_config=step_host_config(client))["Id"]
+    try:
+        for attach, rule in [(f"/v1.99/containers/{own}/attach?stream=1&stdout=1", "api-version"),
+                             (f"/v1.41/containers/{own}/attach?stream=1;x", "query"),
+                             (f"/v1.41/containers/{own}/attach?stream=1&detachKeys=ctrl-a", "query")]:
+            raw = (b"POST %s HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n" % attach.encode()
+                   + smuggled)
+            the_refusal(raw_exchange(proxy, raw), rule)
+        answer = raw_exchange(proxy, b"GET /v1.41/_ping HTTP/1.1\r\nHost: docker\r\n\r\n" + smuggled)
+        assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 200")
+        # the engine itself refuses this attach (its container is gone): the proxy passes the
+        # error back and closes, so the create behind it is never read
+        direct.remove_container(own, force=True)
+        raw = (b"POST /v1.41/containers/%s/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: docker\r\n"
+               b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" % own.encode()) + smuggled
+        answer = raw_exchange(proxy, raw)
+        assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 404"), answer[:500]
+    finally:
+        try:
+            direct.remove_container(own, force=True)
+        except docker.errors.NotFound:
+            pass
+    # /info is refused
+    the_refusal(raw_exchange(proxy, b"GET /v1.41/info HTTP/1.1\r\nHost: docker\r\n\r\n"), "endpoint")
+    # nothing of it was ever created, and no container of this run is privileged
+    assert direct.containers(all=True, filters={"label": f"org.downlink.smuggled={RUN}"}) == []
+    for c in direct.containers(all=True, filters={"label": f"org.downlink.test=docker-proxy-{RUN}"}):
+        info = direct.inspect_container(c["Id"])
+        if info["Config"]["Image"].startswith("downlink/docker-proxy"):
+            continue
+        assert not info["HostConfig"]["Privileged"] and not info["HostConfig"]["Binds"], info["Name"]
+        assert info["HostConfig"]["PidMode"] == "" and info["HostConfig"]["PidsLimit"], info["Name"]
+
+
+def test_what_the_engine_runs_is_what_was_checked(client, direct, image):
+    """A create in the docker-py shape with case variants: the engine gets the proxy's own
+    serialisation and runs exactly the checked settings, limits included."""
+    body = {"image": image, "cmd": ["true"], "labels": LABELS,
+            "hostconfig": {"memory": 64 << 20, "pidslimit": 32, "networkmode": "bridge", "capdrop": ["ALL"],
+                           "securityopt": ["no-new-privileges"], "init": True, "shmsize": 1 << 20,
+                           "mounts": [{"type": "tmpfs", "target": "/scratch"}]}}
+    created = client._post_json(client._url("/containers/create"), data=body)
+    cid = client._result(created, json=True)["Id"]
+    try:
+        hc = direct.inspect_container(cid)["HostConfig"]
+        assert hc["Memory"] == 64 << 20 and hc["PidsLimit"] == 32 and hc["CapDrop"] == ["ALL"]
+        assert hc["SecurityOpt"] == ["no-new-privileges"] and hc["Init"] is True and hc["ShmSize"] == 1 << 20
+        assert [m["Type"] for m in hc["Mounts"]] == ["tmpfs"] and not hc["Privileged"]
+    finally:
+        direct.remove_container(cid, force=True)
+
+
 def airflow_image(direct):
     tags = [t for i in sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
             for t in (i.get("RepoTags") or []) if t.startswith("downlink/airflow:")]
@@ -367,14 +489,26 @@ def test_a_step_adopts_its_container_after_a_proxy_restart(direct, image, tmp_pa
         code, text = run_step(direct, airflow, first.url, image, mode="name")
         name = text.split("NAME ", 1)[1].split()[0]
         api = docker.APIClient(base_url=first.url, version=None)
-        c = api.create_container(image, command=["sh", "-c", "sleep 3; echo output of the earlier try"], name=name,
+        # runs until the retry waits for it (a signal, not a time: the machine may be slow)
+        c = api.create_container(image, command=["sh", "-c", "trap 'echo output of the earlier try; exit 0' USR1; "
+                                                 "while :; do sleep 0.1; done"], name=name,
                                  labels=LABELS, host_config=step_host_config(api))
         api.start(c)
     finally:
         first.stop()
     second = ProxyProcess(SOCKET, env, log_path=tmp_path / "second.log")
+
+    def end_it_once_waited_for():
+        deadline = time.monotonic() + 300
+        while f"/containers/{c['Id']}/wait" not in second.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        direct.kill(c["Id"], signal="SIGUSR1")
+    import threading
+    ender = threading.Thread(target=end_it_once_waited_for, daemon=True)
+    ender.start()
     try:
         code, text = run_step(direct, airflow, second.url, image)
+        ender.join(timeout=60)
         assert code == 0, text[-3000:]
         assert "still running" in text and "output of the earlier try" in text, text[-3000:]
         assert "hello from the step" not in text  # not run a second time
@@ -394,7 +528,7 @@ def test_overhead(client, direct, image):
     def cycle(api):
         start = time.perf_counter()
         c = api.create_container(image, command=["true"], labels=LABELS,
-                                 host_config=api.create_host_config(network_mode="none"))
+                                 host_config=api.create_host_config(network_mode="none", mem_limit="64m", pids_limit=64))
         api.start(c)
         api.wait(c)
         api.remove_container(c)

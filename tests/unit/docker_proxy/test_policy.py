@@ -18,7 +18,7 @@ STEP_BODY = {
     "Image": "downlink/astro:abc", "Volumes": None, "NetworkDisabled": False, "Entrypoint": None,
     "WorkingDir": None,
     "HostConfig": {
-        "Memory": 2147483648, "NetworkMode": "downlink-net", "PortBindings": {},
+        "Memory": 2147483648, "NetworkMode": "downlink-net", "PortBindings": {}, "PidsLimit": 1024,
         "LogConfig": {"Type": None, "Config": {}}, "CpuShares": 1024,
         "Mounts": [
             {"Target": "/data", "Source": "downlink-data", "Type": "volume", "ReadOnly": False},
@@ -49,7 +49,11 @@ def body(**changes):
     return json.dumps(b).encode()
 
 
-def create(data, config=STACK, image_user=None):
+def astro_user(image):
+    return "astro"
+
+
+def create(data, config=STACK, image_user=astro_user):
     if isinstance(data, dict):
         data = json.dumps(data).encode()
     return p.check_request("POST", "/v1.41/containers/create", data, config, set(), image_user)
@@ -72,7 +76,6 @@ def denied(decision, rule):
     ("GET", "/v1.41/_ping", "ping"),
     ("GET", "/version", "version"),
     ("GET", "/v1.41/version", "version"),
-    ("GET", "/v1.41/info", "info"),
     ("GET", "/v1.41/images/json?filters=%7B%22reference%22%3A%7B%22downlink%2Fastro%3Ax%22%3Atrue%7D%7D", "images.list"),
     ("GET", "/v1.41/images/downlink/astro:abc/json", "images.inspect"),
     ("GET", "/v1.41/images/downlink/astro%40sha256:0123/json", "images.inspect"),
@@ -83,9 +86,9 @@ def test_read_only_endpoints_are_allowed(method, path, rule):
     assert d.allowed and d.rule == rule
 
 
-def test_info_can_be_switched_off():
-    off = p.Config.from_env({"PROXY_ALLOW_INFO": "0"})
-    denied(p.check_request("GET", "/info", None, off, set()), "endpoint")
+def test_info_is_denied():
+    # DockerOperator does not need it, and it tells a caller about the host (issue 13)
+    denied(p.check_request("GET", "/v1.41/info", None, DEFAULT, set()), "endpoint")
 
 
 @pytest.mark.parametrize("method,suffix,rule,action", [
@@ -113,8 +116,8 @@ def test_names_and_id_prefixes_are_resolved_first(ref):
     # id up and decide again on the request rewritten with it
     d = p.check_request("POST", f"/v1.41/containers/{ref}/start", None, DEFAULT, {CID})
     assert not d.allowed and d.rule == "ownership" and d.resolve and d.container == ref
-    rewritten = p.with_container_id(f"/v1.41/containers/{ref}/start?x=1", CID)
-    assert rewritten == f"/v1.41/containers/{CID}/start?x=1"
+    rewritten = p.with_container_id(f"/v1.41/containers/{ref}/wait?condition=removed", CID)
+    assert rewritten == f"/v1.41/containers/{CID}/wait?condition=removed"
     assert p.check_request("POST", rewritten, None, DEFAULT, {CID}).allowed
     assert p.with_container_id(f"/containers/{ref}?force=1", OTHER) == f"/containers/{OTHER}?force=1"
 
@@ -185,6 +188,35 @@ def test_old_api_versions_are_denied(version):
 @pytest.mark.parametrize("version", ["1.24", "1.41", "1.45", "2.0"])
 def test_current_api_versions_are_fine(version):
     assert p.check_request("GET", f"/v{version}/_ping", None, DEFAULT, set()).allowed
+
+
+@pytest.mark.parametrize("version,ok", [("1.41", True), ("1.041", True), ("1.30", True), ("1.42", False),
+                                        ("1.99", False), ("2.0", False), ("1.23", False), ("1.11", False)])
+def test_api_versions_outside_the_engines_range_are_denied(version, ok):
+    # the engine answers those with an ordinary error and keeps the connection (issue 13)
+    d = p.check_request("POST", f"/v{version}/containers/{CID}/attach?stream=1", None, DEFAULT, {CID},
+                        api_range=((1, 12), (1, 41)))
+    assert d.allowed if ok else denied(d, "api-version")
+
+
+@pytest.mark.parametrize("suffix", [
+    "/attach?stream=1;x", "/attach?stream=1&stream=0", "/attach?stream=1&detachKeys=ctrl-p", "/attach?stream=yes",
+    "/attach?stream", "/logs?tail=1%3Bx", "/logs?follow=1&x=1", "/start?detachKeys=x", "/wait?condition=forever",
+    "/kill?signal=$(x)", "?force=1&link=1", "/json?size=1%00", "/attach?stream=%zz",
+])
+def test_query_parameters_a_route_does_not_take_are_denied(suffix):
+    method = "DELETE" if suffix.startswith("?") else "GET" if suffix.startswith(("/logs", "/json")) else "POST"
+    denied(p.check_request(method, f"/v1.41/containers/{CID}{suffix}", None, DEFAULT, {CID}), "query")
+
+
+def test_query_parameters_docker_py_sends_are_allowed():
+    for method, suffix in [("POST", "/attach?logs=0&stdout=1&stderr=1&stream=1"), ("DELETE", "?v=False&link=False&force=False"),
+                           ("GET", "/logs?stderr=1&stdout=1&timestamps=0&follow=1&tail=all"), ("POST", "/stop?t=10"),
+                           ("POST", "/kill?signal=9")]:
+        assert p.check_request(method, f"/v1.41/containers/{CID}{suffix}", None, DEFAULT, {CID}).allowed, suffix
+    assert p.check_head("POST", "/v1.41/containers/create?name=downlink-x-1", True, DEFAULT, set()).allowed
+    assert p.check_head("GET", "/v1.41/images/json?only_ids=0&all=0&filters=%7B%22reference%22%3A+%5B%22downlink%2Fastro%3Ax%22%5D%7D",
+                        False, DEFAULT, set()).allowed
 
 
 @pytest.mark.parametrize("target", [
@@ -293,6 +325,12 @@ def test_image_rules_from_env():
     ("SecurityOpt", ["label=disable"], "security-opt"),
     ("SecurityOpt", ['seccomp={"defaultAction":"SCMP_ACT_ALLOW"}'], "security-opt"),
     ("SecurityOpt", ["no-new-privileges", "label:type:spc_t"], "security-opt"),
+    # not in the allow-list (DockerOperator sends none of these for a step)
+    ("CgroupnsMode", "host", "namespaces"),
+    ("Dns", ["1.1.1.1"], "not-allowed"),
+    ("ExtraHosts", ["archive:10.0.0.1"], "not-allowed"),
+    ("Ulimits", [{"Name": "nofile", "Soft": 1024, "Hard": 2048}], "not-allowed"),
+    ("Capabilities", [], "cap-add"),  # an explicit empty set is not the default
 ])
 def test_dangerous_host_settings_are_denied(field, value, rule):
     reason = denied(create(body(**{"hc_" + field: value})), rule)
@@ -315,38 +353,64 @@ def test_dangerous_host_settings_are_denied(field, value, rule):
     ("Binds", []), ("VolumesFrom", None), ("Sysctls", {}), ("Sysctls", None),
     ("SecurityOpt", ["no-new-privileges"]), ("SecurityOpt", ["no-new-privileges:true"]),
     ("SecurityOpt", None), ("PidMode", ""), ("IpcMode", "private"), ("IpcMode", "shareable"),
-    ("UsernsMode", ""), ("CgroupnsMode", "private"), ("Runtime", "runc"), ("CapDrop", ["ALL"]),
+    ("UsernsMode", ""), ("CgroupnsMode", ""), ("Runtime", ""), ("CapDrop", ["ALL"]),
     ("ReadonlyRootfs", True), ("Init", True), ("ShmSize", 67108864), ("CgroupParent", ""),
-    ("Dns", ["1.1.1.1"]), ("ExtraHosts", ["archive:10.0.0.1"]),
-    ("Ulimits", [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]),
+    ("Dns", []), ("ExtraHosts", None), ("Ulimits", []), ("Tmpfs", {"/tmp": "size=64m,mode=1777"}),
     ("Mounts", [{"Target": "/tmp", "Type": "tmpfs", "TmpfsOptions": {"SizeBytes": 1000000}}]),
+    ("NanoCpus", 1000000000), ("MemorySwap", -1), ("AutoRemove", True),
+    ("LogConfig", {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}),
+    ("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0}),
 ])
 def test_harmless_host_settings_are_allowed(field, value):
     assert create(body(**{"hc_" + field: value})).allowed
 
 
 def test_field_names_are_read_like_the_engine_reads_them():
-    # Go's JSON decoder matches field names without regard to case, and the last duplicate wins
-    for hc in ['{"privileged": true}', '{"PRIVILEGED": true}', '{"Privileged": false, "privileged": true}',
-               '{"Privileged": false, "Privileged": true}']:
+    # Go's JSON decoder matches field names without regard to case
+    for hc in ['{"privileged": true}', '{"PRIVILEGED": true}']:
         raw = ('{"Image": "downlink/astro:1", "HostConfig": %s}' % hc).encode()
         denied(create(raw), "privileged")
-    raw = b'{"Image": "downlink/astro:1", "hostconfig": {"NetworkMode": "host"}}'
+    raw = b'{"Image": "downlink/astro:1", "hostconfig": {"Memory": 1, "PidsLimit": 1, "NetworkMode": "host"}}'
     denied(create(raw), "network")
-    raw = b'{"Image": "downlink/astro:1", "HostConfig": {"Privileged": true}, "HostConfig": {}}'
-    assert create(raw, DEFAULT).allowed  # the engine, too, takes the last one
-    raw = b'{"image": "debian", "Image": "downlink/astro:1"}'
-    assert create(raw, DEFAULT).allowed
-    raw = b'{"Image": "downlink/astro:1", "image": "debian"}'
-    denied(create(raw), "image")
-    # Go folds some non-ASCII letters onto ASCII ones (KELVIN SIGN = k, LONG S = s): refused
-    raw = '{"Image": "downlink/astro:1", "HostConfig": {"ſecurityOpt": ["seccomp=unconfined"]}}'.encode()
-    assert "non-ASCII" in denied(create(raw), "malformed-body")
-    raw = '{"Image": "downlink/astro:1", "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/", "Target": "/h", "ReadOnly": true, "\u212aey": 1}]}}'.encode()
-    assert create(raw).status == 400
-    # map keys (labels, env) may be anything
-    raw = '{"Image": "downlink/astro:1", "Labels": {"ſ": "x"}}'.encode()
-    assert create(raw, DEFAULT).allowed
+    # and decodes a repeated key INTO what the first one filled, so that both apply (issue 13:
+    # this test used to say "the engine, too, takes the last one", which is wrong): any key
+    # repeated in one object, ignoring case, is refused, at every level
+    for raw in [b'{"Image": "downlink/astro:1", "HostConfig": {"Privileged": true}, "HostConfig": {}}',
+                b'{"Image": "downlink/astro:1", "HostConfig": {"Privileged": false, "privileged": true}}',
+                b'{"image": "debian", "Image": "downlink/astro:1"}',
+                b'{"Image": "downlink/astro:1", "Labels": {"a": "1", "A": "2"}}',
+                b'{"Image": "downlink/astro:1", "HostConfig": {"Mounts": [{"Type": "volume", "VolumeOptions": {}, "volumeoptions": {}}]}}']:
+        assert "repeats" in denied(create(raw, DEFAULT), "duplicate-key")
+    # Go folds some non-ASCII letters onto ASCII ones (KELVIN SIGN = k, LONG S = s): refused,
+    # in map keys too (labels): no Unicode keys at all
+    for raw in ['{"Image": "downlink/astro:1", "HostConfig": {"ſecurityOpt": ["seccomp=unconfined"]}}',
+                '{"Image": "downlink/astro:1", "HostConfig": {"Mounts": [{"Type": "bind", "Key": 1}]}}',
+                '{"Image": "downlink/astro:1", "Labels": {"ſ": "x"}}']:
+        assert "non-ASCII" in denied(create(raw.encode(), DEFAULT), "key")
+    # the forwarded body is the proxy's own, with the engine's spelling
+    d = create(body(hc_NetworkMode=None) .replace(b'"Cmd"', b'"cMD"'), DEFAULT)
+    assert d.allowed and b'"Cmd":["downlink"' in d.body and b"cMD" not in d.body
+
+
+def test_what_is_forwarded_is_rebuilt_from_the_allowed_fields():
+    d = create(STEP_BODY)
+    sent = json.loads(d.body)
+    assert sent == {
+        "Tty": False, "OpenStdin": False, "StdinOnce": False, "AttachStdin": False, "AttachStdout": True,
+        "AttachStderr": True, "Env": ["A=1"], "Cmd": ["downlink", "calibrate", "--night", "2026-11-24"],
+        "Image": "downlink/astro:abc",
+        "HostConfig": {"Memory": 2147483648, "NetworkMode": "downlink-net", "PidsLimit": 1024, "CpuShares": 1024,
+                       "Mounts": [{"Type": "volume", "Source": "downlink-data", "Target": "/data", "ReadOnly": False},
+                                  {"Type": "volume", "Source": "downlink_pgdata", "Target": "/pgdata", "ReadOnly": True}]}}
+
+
+@pytest.mark.parametrize("change,says", [
+    ({"hc_PidsLimit": None}, "PidsLimit is required"), ({"hc_PidsLimit": 0}, "PidsLimit is required"),
+    ({"hc_PidsLimit": -1}, "PidsLimit is required"), ({"hc_Memory": None}, "Memory is required"),
+    ({"hc_Memory": 0}, "Memory is required"), ({"HostConfig": None}, "no HostConfig"),
+])
+def test_memory_and_pid_limits_are_required(change, says):
+    assert says in denied(create(body(**change)), "limits")
 
 
 @pytest.mark.parametrize("network,ok", [
@@ -380,6 +444,8 @@ def test_networking_config_endpoints_are_checked():
     denied(create(body(NetworkingConfig=nc), DEFAULT), "network")
     nc = {"EndpointsConfig": {"downlink-net": {"Aliases": ["x"]}}}
     assert create(body(NetworkingConfig=nc)).allowed
+    nc = {"EndpointsConfig": {"downlink-net": {"IPAMConfig": {"IPv4Address": "10.0.0.9"}}}}
+    denied(create(body(NetworkingConfig=nc)), "not-allowed")
     nc = {"EndpointsConfig": {"Downlink-net": {}}}  # network names are case-sensitive
     denied(create(body(NetworkingConfig=nc)), "network")
 
@@ -440,9 +506,9 @@ def test_volume_patterns():
     denied(create(mount(Type="volume", Source="shared", Target="/d"), cfg), "volume")
     denied(create(mount(Type="volume", Source="sharedX", Target="/d", ReadOnly=True), cfg), "volume")
     denied(create(mount(Type="volume", Source="other", Target="/d"), cfg), "volume")
-    # default: any named volume, anonymous ones too
+    # default: any named volume; anonymous ones are refused (only the project's named volumes)
     assert create(mount(Type="volume", Source="anything", Target="/d"), DEFAULT).allowed
-    assert create(mount(Type="volume", Target="/d"), DEFAULT).allowed
+    denied(create(mount(Type="volume", Target="/d"), DEFAULT), "volume")
 
 
 def test_binds_are_denied_by_default():
@@ -453,7 +519,7 @@ def test_mounts_at_the_top_level_are_checked_too():
     top = copy.deepcopy(STEP_BODY)
     del top["HostConfig"]
     top["Mounts"] = [{"Type": "bind", "Source": "/", "Target": "/host", "ReadOnly": True}]
-    denied(create(top, DEFAULT), "bind")
+    assert "body.Mounts is not allowed" in denied(create(top, DEFAULT), "not-allowed")
 
 
 @pytest.mark.parametrize("user,root", [
@@ -461,13 +527,12 @@ def test_mounts_at_the_top_level_are_checked_too():
     ("1000", False), ("1000:0", False), ("astro", False), ("rooter", False),
 ])
 def test_root_user(user, root):
-    deny_root = p.Config.from_env({"PROXY_DENY_ROOT": "1"})
-    d = create(body(User=user), deny_root)
+    d = create(body(User=user), DEFAULT)  # on by default
     if root:
         denied(d, "root")
     else:
         assert d.allowed
-    assert create(body(User=user), DEFAULT).allowed  # off by default
+    assert create(body(User=user), p.Config.from_env({"PROXY_DENY_ROOT": "0"})).allowed
 
 
 def test_root_by_the_image_default_user():
@@ -504,7 +569,7 @@ def test_config_from_env():
     cfg = p.Config.from_env({})
     assert cfg.allowed_images == ("downlink/",) and cfg.allowed_networks == ()
     assert cfg.allowed_bind_sources == () and [r.pattern for r in cfg.allowed_volumes] == ["*"]
-    assert not cfg.deny_root and cfg.allow_info
+    assert cfg.deny_root and not hasattr(cfg, "allow_info")
     cfg = p.Config.from_env({"PROXY_ALLOWED_BIND_SOURCES": "/srv/nights/, /mnt/x", "PROXY_ALLOWED_VOLUMES": "a,b:ro,c*"})
     assert cfg.allowed_bind_sources == ("/srv/nights", "/mnt/x")
     assert cfg.allowed_volumes == (p.VolumeRule("a"), p.VolumeRule("b", True), p.VolumeRule("c*"))
