@@ -2,8 +2,9 @@
 
 A password check costs 32 MiB and 0.2-0.9 s of CPU (account_passwords), so logins are limited in
 two ways:
-- Gate: at most CONCURRENT_CHECKS checks run at once; a login that cannot get a slot within
-  GATE_WAIT_SECONDS is answered 429 (the server stays responsive under a flood).
+- Gate: at most CONCURRENT_CHECKS checks run at once and MAX_WAITING more wait, each at most
+  GATE_WAIT_SECONDS, for a slot; any other login is answered 429 at once. (The token endpoints
+  run in the api-server's shared thread pool: a flood must not park its threads.)
 - Backoff: after FREE_FAILURES wrong passwords for one user name, or FREE_FAILURES_PER_ADDRESS
   from one client address, each further attempt must wait BASE_SECONDS x 2^(extra failures),
   capped at MAX_SECONDS; until then the answer is 429 with Retry-After, without a check (so
@@ -17,7 +18,8 @@ import time
 from collections import OrderedDict
 
 CONCURRENT_CHECKS = 2     # the machine's cores; 2 x 32 MiB
-GATE_WAIT_SECONDS = 10.0  # a few queued logins wait their turn; a flood is refused
+MAX_WAITING = 4           # a few queued logins wait their turn; a flood is refused
+GATE_WAIT_SECONDS = 5.0
 FREE_FAILURES = 5         # typos allowed per user name before any wait
 FREE_FAILURES_PER_ADDRESS = 20  # a team behind one NAT address shares this
 BASE_SECONDS = 1.0
@@ -82,10 +84,13 @@ class Throttled(Exception):
 
 
 class LoginThrottle:
-    def __init__(self, *, concurrent=CONCURRENT_CHECKS, gate_wait=GATE_WAIT_SECONDS,
+    def __init__(self, *, concurrent=CONCURRENT_CHECKS, max_waiting=MAX_WAITING, gate_wait=GATE_WAIT_SECONDS,
                  per_user=None, per_address=None):
         self.gate = threading.BoundedSemaphore(concurrent)
         self.gate_wait = gate_wait
+        self.max_inside = concurrent + max_waiting
+        self._inside = 0  # running or waiting checks
+        self._inside_lock = threading.Lock()
         self.per_user = per_user or Backoff(FREE_FAILURES)
         self.per_address = per_address or Backoff(FREE_FAILURES_PER_ADDRESS)
 
@@ -99,14 +104,22 @@ class LoginThrottle:
         """verify() under the throttle: its result (True: the password was right), or Throttled.
         user is None for a name that cannot be an account (only the address is counted)."""
         self._refuse_if_backing_off(user, address)
-        if not self.gate.acquire(timeout=self.gate_wait):
-            raise Throttled(1, "too many logins at once; try again in a moment")
+        with self._inside_lock:
+            if self._inside >= self.max_inside:
+                raise Throttled(1, "too many logins at once; try again in a moment")
+            self._inside += 1
         try:
-            # Again: the failures of the checks that ran while this one waited count too.
-            self._refuse_if_backing_off(user, address)
-            ok = verify()
+            if not self.gate.acquire(timeout=self.gate_wait):
+                raise Throttled(1, "too many logins at once; try again in a moment")
+            try:
+                # Again: the failures of the checks that ran while this one waited count too.
+                self._refuse_if_backing_off(user, address)
+                ok = verify()
+            finally:
+                self.gate.release()
         finally:
-            self.gate.release()
+            with self._inside_lock:
+                self._inside -= 1
         if ok:
             if user is not None:
                 self.per_user.succeeded(user)

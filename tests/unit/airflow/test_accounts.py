@@ -499,7 +499,7 @@ def test_the_gate_lets_only_a_few_checks_run_at_once_and_refuses_the_rest():
 
     from downlink_airflow.login_throttle import LoginThrottle, Throttled
 
-    throttle = LoginThrottle(concurrent=2, gate_wait=0.1)
+    throttle = LoginThrottle(concurrent=2, max_waiting=1, gate_wait=0.1)
     release, started, running, most = threading.Event(), threading.Semaphore(0), [0], [0]
     lock = threading.Lock()
 
@@ -521,8 +521,30 @@ def test_the_gate_lets_only_a_few_checks_run_at_once_and_refuses_the_rest():
     with pytest.raises(Throttled) as exc:  # both slots taken: a third login is refused, not queued forever
         throttle.check("u3", "10.0.0.2", lambda: True)
     assert exc.value.seconds == 1 and "at once" in str(exc.value)
+    # With the one waiting place taken too, the next login is refused without waiting at all.
+    throttle.gate_wait = 30
+    waiter = threading.Thread(target=throttle.check, args=("u4", "10.0.0.3", lambda: True))
+    waiter.start()
+    while throttle._inside < 3:
+        threading.Event().wait(0.01)
+    acquires = []
+    real_gate = throttle.gate
+
+    class CountingGate:
+        def acquire(self, timeout=None):
+            acquires.append(timeout)
+            return real_gate.acquire(timeout=timeout)
+
+        def release(self):
+            real_gate.release()
+
+    throttle.gate = CountingGate()
+    with pytest.raises(Throttled, match="at once"):
+        throttle.check("u5", "10.0.0.4", slow_check)
+    assert acquires == [] and most[0] == 2
+    throttle.gate = real_gate
     release.set()
-    for t in threads:
+    for t in threads + [waiter]:
         t.join(30)
     assert most[0] == 2 and throttle.check("u3", "10.0.0.2", lambda: True) is True
 
