@@ -119,7 +119,7 @@ def test_no_step_container_mounts_the_database_volume(stack):
     assert [a for a in mounted if a["ID"] == pgdata_volume(stack)] == [], mounted
     # The same request with the data volume passes: the refusal is about the database's volume.
     out = stack.compose("exec", "-T", "scheduler", "python", "-c", MOUNT_PGDATA, f"downlink/astro:{stack.tag}",
-                        f"{stack.project}-data", pgdata_volume(stack), check=False).stdout
+                        f"{stack.project}-net", f"{stack.project}-data", pgdata_volume(stack), check=False).stdout
     assert f"{stack.project}-data ALLOWED" in out, out
     refusal = next((line for line in out.splitlines() if line.startswith(pgdata_volume(stack))), "")
     assert " refused 403 " in refusal and "volume" in refusal.lower(), out
@@ -129,12 +129,12 @@ MOUNT_PGDATA = r"""
 import sys
 import docker
 from docker.types import Mount
-image = sys.argv[1]
+image, network = sys.argv[1:3]
 client = docker.DockerClient(base_url="tcp://docker-proxy:2375", timeout=10)
-for volume in sys.argv[2:]:
+for volume in sys.argv[3:]:
     try:
         client.containers.run(image, "true", remove=True, mem_limit="256m", pids_limit=64, user="1000:1000",
-                              mounts=[Mount(target="/mnt/v", source=volume, type="volume", read_only=True)])
+                              network=network, mounts=[Mount(target="/mnt/v", source=volume, type="volume", read_only=True)])
         print(volume, "ALLOWED")
     except docker.errors.APIError as exc:
         print(volume, "refused", exc.response.status_code, exc.explanation)
