@@ -2,8 +2,8 @@
 team when something is wrong, saying what and which threshold was crossed.
 
 - storage_and_data (a step in the astro image, `downlink health`): free space on the data and
-  database volumes (DOWNLINK_MIN_FREE_GB), the archive database answers, a new frame within
-  DOWNLINK_FRESHNESS_HOURS.
+  archive volumes and, measured by the postgres service, the database's (DOWNLINK_MIN_FREE_GB),
+  the archive database answers, a new frame within DOWNLINK_FRESHNESS_HOURS.
 - airflow_and_images (here, in Airflow): every component healthy and the scheduler's heartbeat
   recent (DOWNLINK_MAX_HEARTBEAT_AGE), runs that failed since the last check, step images present.
 
@@ -41,7 +41,6 @@ with DAG(
         ["downlink", "health", "--min-free-gb", "{{ params.min_free_gb }}",
          "--max-age-hours", "{{ params.max_age_hours }}"],
         settings=settings,
-        extra_mounts=settings.health_mounts,
     )
 
     @task(task_id="airflow_and_images")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First start: initdb, then create the Airflow metadata database and the science database
-# `archive` (with q3c and pg_sphere), each with its own role. Later starts just run postgres.
+# `archive` (with q3c and pg_sphere), each with its own role. Every start, before clients can
+# connect: (re)create the superuser-owned helpers (data-volume-space.sql), then run postgres.
 set -euo pipefail
 : "${AIRFLOW_DB_PASSWORD:?set AIRFLOW_DB_PASSWORD (generated into .env by make up)}"
 : "${ARCHIVE_DB_PASSWORD:?set ARCHIVE_DB_PASSWORD (generated into .env by make up)}"
@@ -26,4 +27,8 @@ SQL
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   echo "downlink-postgres: initialised databases airflow and archive"
 fi
+# Local socket only: the healthcheck (TCP) and clients wait until the helpers are in place.
+pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+psql -v ON_ERROR_STOP=1 -q -U postgres -d archive -f /usr/local/share/downlink-postgres/data-volume-space.sql
+pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
 exec postgres -D "$PGDATA"

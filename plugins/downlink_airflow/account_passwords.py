@@ -17,7 +17,7 @@ N, R, P = 2 ** 15, 8, 1
 SALT_BYTES, KEY_BYTES = 16, 32
 MAX_N = 2 ** 20  # refuse absurd costs read from a file (a check must not eat the server's memory)
 _B64 = r"[A-Za-z0-9_-]+"
-HASH = re.compile(rf"^{SCHEME}\$(\d+)\$(\d+)\$(\d+)\$({_B64})\$({_B64})$")
+HASH = re.compile(rf"{SCHEME}\$(\d+)\$(\d+)\$(\d+)\$({_B64})\$({_B64})")  # fullmatch only
 
 
 def _b64(data):
@@ -45,7 +45,7 @@ def hash_password(password, *, n=N, r=R, p=P):
 
 def parse_hash(encoded):
     """(n, r, p, salt, key) of a stored hash; ValueError saying what is wrong with it."""
-    m = HASH.match(encoded or "")
+    m = HASH.fullmatch(encoded) if isinstance(encoded, str) else None
     if not m:
         raise ValueError(f"not a password hash of the form {SCHEME}$N$r$p$SALT$KEY")
     n, r, p = (int(x) for x in m.group(1, 2, 3))
@@ -65,11 +65,26 @@ def is_hash(encoded):
         return False
 
 
+def encodable(text):
+    """Whether text can be hashed: a str that is valid Unicode (JSON may carry lone surrogates such
+    as "\\ud800", which UTF-8 cannot encode)."""
+    if not isinstance(text, str):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def verify_password(password, encoded):
-    """Whether password matches the stored hash (constant-time compare; False for a bad hash)."""
+    """Whether password matches the stored hash (constant-time compare; False for a bad hash or a
+    password that is not valid Unicode)."""
     try:
         n, r, p, salt, key = parse_hash(encoded)
     except ValueError:
+        return False
+    if not encodable(password or ""):
         return False
     return hmac.compare_digest(_scrypt(password or "", salt, n, r, p, len(key)), key)
 
@@ -84,6 +99,15 @@ def burn_time(password):
     if _dummy is None:
         _dummy = hash_password("not-a-password")
     verify_password(password, _dummy)
+
+
+def credential_tag(encoded, secret):
+    """A short tag of a stored hash, for a token to carry: keyed with the server's secret (so a token
+    says nothing about the hash) and different for every new hash, so a password reset (a new salt)
+    makes the tokens issued before it fail their check."""
+    digest = hmac.new(secret.encode("utf-8") if isinstance(secret, str) else bytes(secret),
+                      b"downlink-session\0" + encoded.encode("ascii"), hashlib.sha256).digest()
+    return _b64(digest[:16])
 
 
 def generate_password():

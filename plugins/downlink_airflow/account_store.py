@@ -19,7 +19,7 @@ from downlink_airflow.account_passwords import parse_hash
 from downlink_airflow.account_roles import ROLES
 
 DEFAULT_PATH = "/opt/airflow/accounts/users"
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # always fullmatch: `$` lets "alice\n" through
 NAME_RULE = "1-64 characters: letters, digits and . _ @ - (not first)"
 HEADER = ("# Downlink accounts: name:role:password-hash (scrypt). Roles: " + ", ".join(ROLES) + ".\n"
           "# Managed with `make user-add` / `user-role` / `user-reset` / `user-remove` (README \"Accounts\").\n")
@@ -41,12 +41,12 @@ def default_path():
 
 
 def check_name(name):
-    if not NAME.match(name or ""):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValueError(f"bad user name {name!r}: {NAME_RULE}")
 
 
 def check_role(role):
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise ValueError(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
 
 
@@ -93,7 +93,19 @@ def load(path=None):
 
 
 def render(accounts):
-    return HEADER + "".join(f"{a.name}:{a.role}:{a.password_hash}\n" for a in accounts.values())
+    """The file's text; ValueError for anything the reader (parse) would refuse, so a bad entry can
+    never reach the file and lock everyone out."""
+    text = HEADER + "".join(f"{a.name}:{a.role}:{a.password_hash}\n" for a in accounts.values())
+    for key, a in accounts.items():
+        if key != a.name:
+            raise ValueError(f"account {a.name!r} filed under {key!r}")
+    try:
+        again = parse(text, "the new users file")
+    except UsersFileError as exc:
+        raise ValueError(f"refusing to write the users file: {exc}") from None
+    if again != dict(accounts):
+        raise ValueError("refusing to write the users file: it would not read back as written")
+    return text
 
 
 def save(path, accounts):

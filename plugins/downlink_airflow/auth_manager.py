@@ -7,11 +7,15 @@ package index) and replaces SimpleAuthManager, which keeps passwords in clear. C
 AIRFLOW__CORE__AUTH_MANAGER=downlink_airflow.auth_manager.DownlinkAuthManager.
 
 The login page is SimpleAuthManager's (it posts the form to /auth/token); the token endpoints
-behind it are ours. A token names the user only: each request looks the account up again, so a
-changed role or a removed account takes effect at once, not when the token expires.
+behind it are ours, throttled (login_throttle: 429 with Retry-After). A token names the user and
+carries a tag of their password hash (account_passwords.credential_tag): each request looks the
+account up again, so a changed role takes effect at once, and a password reset or a removed
+account ends the sessions issued before it at once, not when the token expires
+([api_auth] jwt_expiration_time, DOWNLINK_SESSION_SECONDS in docker-compose.yaml).
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import threading
@@ -32,15 +36,21 @@ from airflow.api_fastapi.auth.managers.simple.utils import parse_login_body
 from airflow.api_fastapi.common.router import AirflowRouter
 from airflow.configuration import conf
 
-from downlink_airflow import account_passwords, account_roles, account_store
+from downlink_airflow import account_passwords, account_roles, account_store, login_throttle
 
 log = logging.getLogger(__name__)
 
 
+def credential_tag(password_hash):
+    """The claim that binds a token to the password it was signed in with."""
+    return account_passwords.credential_tag(password_hash, conf.get("api_auth", "jwt_secret", fallback="") or "")
+
+
 class DownlinkUser(BaseUser):
-    def __init__(self, *, username: str, role: str | None) -> None:
+    def __init__(self, *, username: str, role: str | None, credential: str = "") -> None:
         self.username = username
         self.role = role
+        self.credential = credential  # credential_tag of the account's hash when the user was read
 
     def get_id(self) -> str:
         return self.username
@@ -84,13 +94,26 @@ class Accounts:
             return None
         if not account_passwords.verify_password(password, account.password_hash):
             return None
-        return DownlinkUser(username=account.name, role=account.role)
+        return user_of(account)
+
+
+def valid_name(name):
+    try:
+        account_store.check_name(name)
+        return True
+    except ValueError:
+        return False
+
+
+def user_of(account):
+    return DownlinkUser(username=account.name, role=account.role, credential=credential_tag(account.password_hash))
 
 
 class DownlinkAuthManager(BaseAuthManager[DownlinkUser]):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.accounts = Accounts()
+        self.throttle = login_throttle.LoginThrottle()
 
     def init(self) -> None:
         super().init()
@@ -105,27 +128,46 @@ class DownlinkAuthManager(BaseAuthManager[DownlinkUser]):
     # -- users and tokens --------------------------------------------------------------------
 
     def serialize_user(self, user: DownlinkUser) -> dict:
-        return {"sub": user.username, "role": user.role}
+        return {"sub": user.username, "role": user.role, "cred": user.credential}
 
     def deserialize_user(self, token: dict) -> DownlinkUser:
         account = self.accounts.get(token["sub"])
         if account is None:
             raise ValueError(f"no account {token['sub']!r} (removed?)")
-        return DownlinkUser(username=account.name, role=account.role)  # today's role, not the token's
+        user = user_of(account)  # today's role, not the token's
+        if not hmac.compare_digest(str(token.get("cred", "")), user.credential):
+            raise ValueError(f"the password of {account.name!r} changed after this token was issued")
+        return user
 
     def get_url_login(self, **kwargs) -> str:
         url = AUTH_MANAGER_FASTAPI_APP_PREFIX + "/login"
         next_url = kwargs.get("next_url")
         return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
-    def create_token(self, body: LoginBody, expiration_time_in_seconds: int) -> str:
+    def create_token(self, body: LoginBody, expiration_time_in_seconds: int, client: str | None = None) -> str:
+        """A JWT for the account, or HTTPException: 400 bad input, 401 wrong name or password, 429
+        throttled (client: the caller's address, counted for backoff)."""
         if not body.username or not body.password:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "Username and password must be provided")
-        user = self.accounts.authenticate(body.username, body.password)
-        if user is None:
-            log.info("refused a login as %r", body.username)
+        if not (account_passwords.encodable(body.username) and account_passwords.encodable(body.password)):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "Username and password must be valid Unicode text")
+        name = body.username if valid_name(body.username) else None  # else it cannot be an account
+        found = [None]
+
+        def verify():
+            found[0] = self.accounts.authenticate(name, body.password) if name else None
+            return found[0] is not None
+
+        try:
+            self.throttle.check(name, client, verify)
+        except login_throttle.Throttled as exc:
+            log.warning("throttled a login as %r from %s: %s", body.username[:80], client, exc)
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(exc),
+                                headers={"Retry-After": str(exc.seconds)}) from None
+        if not found[0]:
+            log.info("refused a login as %r from %s", body.username[:80], client)
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid credentials")
-        return self.generate_jwt(user, expiration_time_in_seconds=expiration_time_in_seconds)
+        return self.generate_jwt(found[0], expiration_time_in_seconds=expiration_time_in_seconds)
 
     # -- authorization: everything goes through the role table --------------------------------
 
@@ -172,17 +214,20 @@ class DownlinkAuthManager(BaseAuthManager[DownlinkUser]):
         manager = self
         router = AirflowRouter(tags=["DownlinkLogin"])
 
+        def address(request):
+            return request.client.host if request.client else None
+
         @router.post("/token", status_code=status.HTTP_201_CREATED)
-        def create_token(body: LoginBody = Depends(parse_login_body)) -> LoginResponse:
+        def create_token(request: Request, body: LoginBody = Depends(parse_login_body)) -> LoginResponse:
             """Sign in (the login page and API clients): a JWT for the account."""
             return LoginResponse(access_token=manager.create_token(
-                body, conf.getint("api_auth", "jwt_expiration_time")))
+                body, conf.getint("api_auth", "jwt_expiration_time"), address(request)))
 
         @router.post("/token/cli", status_code=status.HTTP_201_CREATED)
-        def create_token_cli(body: LoginBody) -> LoginResponse:
-            """Sign in for the airflow CLI (longer-lived token)."""
+        def create_token_cli(request: Request, body: LoginBody) -> LoginResponse:
+            """Sign in for the airflow CLI ([api_auth] jwt_cli_expiration_time)."""
             return LoginResponse(access_token=manager.create_token(
-                body, conf.getint("api_auth", "jwt_cli_expiration_time")))
+                body, conf.getint("api_auth", "jwt_cli_expiration_time"), address(request)))
 
         # SimpleAuthManager's built login page (a form that posts to /auth/token).
         ui = Path(simple_package.__file__).parent / "ui" / "dist"

@@ -3,7 +3,6 @@ docker-compose.yaml), each with a default that works in the bundled stack."""
 import os
 from dataclasses import dataclass, field
 
-from docker.types import Mount
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
 FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
@@ -34,8 +33,6 @@ class Settings:
     memory_ceiling: str = "8g"
     # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
     step_pids_limit: int = 1024
-    # Volumes the hourly health step checks besides the data volume: the database's.
-    health_mounts: tuple = ()
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
     # folder of the data volume, writable by every step).
     raw_volume: str = ""
@@ -48,7 +45,6 @@ class Settings:
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
-        pg_volume = env.get("DOWNLINK_PG_VOLUME")
         return cls(
             astro_image=env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev"),
             # The tag built from git and deployed with the stack (make deploy can roll a newer one).
@@ -75,7 +71,6 @@ class Settings:
             arrivals_enabled=flag(env.get("DOWNLINK_ARRIVALS", "true"), "DOWNLINK_ARRIVALS"),
             arrivals_poll_seconds=positive(env.get("DOWNLINK_ARRIVALS_POLL_SECONDS") or 5, "DOWNLINK_ARRIVALS_POLL_SECONDS"),
             arrivals_nights=int(positive(env.get("DOWNLINK_ARRIVALS_NIGHTS") or 2, "DOWNLINK_ARRIVALS_NIGHTS")),
-            health_mounts=(Mount(target="/pgdata", source=pg_volume, type="volume", read_only=True),) if pg_volume else (),
         )
 
 

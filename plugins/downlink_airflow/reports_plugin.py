@@ -5,7 +5,11 @@
 The reports are written by the `report` step to reports/<night>/ on the data volume, which the
 api-server mounts read-only; DOWNLINK_REPORTS_DIR (default /data/reports) says where. Only names
 of the form <YYYY-MM-DD>/<file>.{html,png,json} are served, so nothing else on the volume can be
-reached (no "..", no hidden or partial files, no folders). Only signed-in users see them."""
+reached (no "..", no hidden or partial files, no folders). Only signed-in users see them.
+
+The files are written by steps, yet served on the UI's origin, where the login cookie lives: every
+answer carries SECURITY_HEADERS, so a report's HTML is shown without running any script in it
+(CSP sandbox, no allow-scripts) and nothing is sniffed into another type (nosniff)."""
 import html
 import os
 import re
@@ -16,9 +20,23 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
 
-NIGHT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-FILE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|png|json)$")
+NIGHT = re.compile(r"\d{4}-\d{2}-\d{2}")  # always fullmatch (`$` would let "...\n" through)
+FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|png|json)")
 URL_PREFIX = "/reports"
+# sandbox: no scripts, forms, popups, plugins or top navigation. allow-same-origin only keeps the
+# page's own origin, so its images (signed-in users only) are fetched with the login cookie;
+# without allow-scripts nothing in the page can read that cookie. The rest allows what a report
+# is made of (its own images, inline CSS) and nothing else.
+CSP = "; ".join([
+    "sandbox allow-same-origin",
+    "default-src 'none'",
+    "img-src 'self'",
+    "style-src 'unsafe-inline'",
+    "frame-ancestors 'self'",  # shown inside the UI's page only
+    "base-uri 'none'",
+    "form-action 'none'",
+])
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
 
 
 def reports_dir():
@@ -30,7 +48,7 @@ def nights():
     root = reports_dir()
     if not os.path.isdir(root):
         return []
-    return sorted((n for n in os.listdir(root) if NIGHT.match(n) and os.path.isfile(os.path.join(root, n, "index.html"))),
+    return sorted((n for n in os.listdir(root) if NIGHT.fullmatch(n) and os.path.isfile(os.path.join(root, n, "index.html"))),
                   reverse=True)
 
 
@@ -42,6 +60,14 @@ app = FastAPI(title="Downlink nightly reports", docs_url=None, redoc_url=None, o
 
 
 READ = ["GET", "HEAD"]  # HEAD for link checkers and `curl -I`
+
+
+@app.middleware("http")
+async def security_headers(request, call_next):
+    # Every answer, errors and redirects included (a 404 page is HTML on this origin too).
+    response = await call_next(request)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 @app.api_route("/", methods=READ, response_class=HTMLResponse)
@@ -62,7 +88,7 @@ def latest():
 @app.api_route("/{night}", methods=READ)
 def night_without_slash(night: str):
     # The page links its images relatively, so it must be served from <night>/.
-    if not NIGHT.match(night):
+    if not NIGHT.fullmatch(night):
         raise HTTPException(status_code=404)
     return RedirectResponse(f"{night}/")
 
@@ -74,7 +100,7 @@ def night_page(night: str):
 
 @app.api_route("/{night}/{name}", methods=READ)
 def report_file(night: str, name: str):
-    if not NIGHT.match(night) or not FILE.match(name):
+    if not NIGHT.fullmatch(night) or not FILE.fullmatch(name):
         raise HTTPException(status_code=404)
     path = os.path.join(reports_dir(), night, name)
     if not os.path.isfile(path):

@@ -2,8 +2,12 @@
 api-server), roles enforced by the REST API, passwords kept only as hashes on the accounts volume.
 
 A viewer reads but is refused a trigger (403); an operator triggers; a wrong password gets 401; a
-role change, a password reset and a removal take effect at once, even for tokens already issued.
+role change, a password reset and a removal take effect at once, even for tokens already issued;
+a sign-in lasts 8 hours; repeated failures are throttled (429 with Retry-After), per user and per
+client address.
 """
+import base64
+import json
 import re
 import subprocess
 import urllib.error
@@ -126,6 +130,11 @@ def test_role_change_reset_and_removal_take_effect_at_once(stack):
         login(stack, name, first)
     assert exc.value.code == 401
     fresh = login(stack, name, second)
+    # The reset ended the session signed in with the old password at once; the new one works.
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        api.get(f"/api/v2/dags/{DAG}")
+    assert exc.value.code == 403 and "Invalid JWT token" in exc.value.read().decode()
+    assert fresh.get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
 
     out = make(stack, "user-remove", f"NAME={name}")
     assert out.returncode == 0, out.stderr
@@ -163,3 +172,105 @@ def test_the_users_file_on_the_volume_holds_hashes_only(stack, team):
                               "ls /opt/airflow/simple_auth_manager_passwords.json* 2>/dev/null || true").stdout
         assert found.strip() == "", (service, found)
 
+
+
+def claims(token):
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_a_sign_in_lasts_8_hours_and_is_bound_to_the_password(stack, team):
+    api = login(stack, *team["viewer"])
+    c = claims(api.token())
+    assert c["exp"] - c["iat"] == 8 * 3600, c  # DOWNLINK_SESSION_SECONDS' default
+    assert c["sub"] == team["viewer"][0] and c["cred"] and "scrypt" not in json.dumps(c)
+
+
+# Run in a container on the stack's network: the api-server sees its own address, so the
+# per-address backoff it earns does not touch the tests' logins from the host.
+GUESSER = r"""
+import json, sys, time, urllib.error, urllib.request
+URL = "http://api-server:8080/auth/token"
+
+def post(name, password):
+    req = urllib.request.Request(URL, json.dumps({"username": name, "password": password}).encode(),
+                                 {"Content-Type": "application/json"})
+    start = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            status, retry, text = resp.status, None, ""
+    except urllib.error.HTTPError as exc:
+        status, retry, text = exc.code, exc.headers.get("Retry-After"), exc.read().decode()
+    return [status, retry, text[:120], round(time.monotonic() - start, 3)]
+
+def report(phase, answers):
+    print(json.dumps({"phase": phase, "answers": answers}), flush=True)
+
+phase, name, password = sys.argv[1:4]
+answers = []
+if phase == "user":
+    # Guess one user's password until the wait is a few seconds (waiting out shorter ones), then
+    # try the right one.
+    while len(answers) < 40:
+        answers.append(post(name, "guess-%d" % len(answers)))
+        if answers[-1][0] == 429:
+            if int(answers[-1][1]) >= 4:
+                break
+            time.sleep(int(answers[-1][1]))
+    answers.append(post(name, password))
+else:
+    # Many names from this one address until the address must wait, then a real account's login.
+    while len(answers) < 40:
+        answers.append(post("nobody-%d" % len(answers), "x"))
+        if answers[-1][0] == 429:
+            break
+    answers.append(post(name, password))
+report(phase, answers)
+"""
+
+
+def guess(stack, phase, name, password):
+    out = subprocess.run(["docker", "run", "--rm", "--network", f"{stack.project}-net", f"downlink/astro:{stack.tag}",
+                          "python3", "-c", GUESSER, phase, name, password],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    answers = json.loads(out.stdout.splitlines()[-1])["answers"]
+    print(phase, [(a[0], a[1], a[3]) for a in answers])  # status, Retry-After, seconds (for the record)
+    return answers
+
+
+def test_failed_logins_are_throttled_per_user_and_per_address(stack, team):
+    name = f"gus-{uuid.uuid4().hex[:6]}"
+    right = add_user(stack, name, "viewer")
+
+    *user, with_right_password = guess(stack, "user", name, right)
+    first_429 = next(i for i, a in enumerate(user) if a[0] == 429)
+    assert first_429 >= 5 and all(a[0] == 401 for a in user[:first_429]), user  # five typos are free
+    assert [a[0] for a in user].count(401) <= 8, user
+    assert "too many failed logins for this user" in user[first_429][2]
+    assert user[-1][0] == 429 and int(user[-1][1]) >= 4, user  # doubling: 1, 2, 4 ... seconds
+    # Meanwhile the right password waits too, from anywhere (a guesser cannot tell it was right) ...
+    assert with_right_password[0] == 429, with_right_password
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        login(stack, name, right)
+    assert exc.value.code == 429 and int(exc.value.headers["Retry-After"]) >= 1
+    # ... while other users sign in as usual.
+    assert login(stack, *team["viewer"]).get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG
+
+    other, other_password = team["operator"]
+    *address, other_from_there = guess(stack, "address", other, other_password)
+    assert address[-1][0] == 429 and "this address" in address[-1][2], address
+    assert all(a[0] == 401 for a in address[:-1]) and len(address) >= 10, address
+    assert other_from_there[0] == 429, other_from_there  # that address now waits, whoever it names
+    assert login(stack, other, other_password).get(f"/api/v2/dags/{DAG}")["dag_id"] == DAG  # not the host
+    make(stack, "user-remove", f"NAME={name}")
+
+
+def test_a_password_that_is_not_valid_unicode_is_a_clean_400(stack):
+    import urllib.request
+
+    req = urllib.request.Request(stack.web_url + "/auth/token", b'{"username": "admin", "password": "\\ud800"}',
+                                 {"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(req, timeout=60)
+    assert exc.value.code == 400 and "valid Unicode" in exc.value.read().decode()

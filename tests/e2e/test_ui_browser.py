@@ -1,7 +1,7 @@
 """The web UI as a person uses it, in a real browser (Debian's headless chromium, driven by
 selenium through Debian's chromedriver): sign in on the login page, see daily_chain's last run
 green in the grid, read a step's container output in its task log, and open the nightly report
-from the navigation with its plot loaded.
+from the navigation with its plot loaded; and a script in a report a step wrote does not run.
 
 A screenshot of each step is kept in build/artifacts/ui/ (01-login.png ... 04-report.png), or in
 build/artifacts/ui/<project>/ when DOWNLINK_E2E_PROJECT names another stack than the default, so
@@ -269,3 +269,47 @@ def test_nightly_report_opens_from_the_navigation_with_its_plot(stack, signed_in
         time.sleep(0.2)  # let the scroll paint before the picture is taken
         driver.switch_to.default_content()
         screenshot(driver, "04-report.png")
+
+
+# A step can write any HTML into reports/<night>/: the reports plugin serves it sandboxed (CSP
+# sandbox without allow-scripts), so no script in it runs, and it cannot read the login cookie.
+PROBE = """<!doctype html><html><head><meta charset="utf-8"><title>probe report</title></head><body>
+<h1 id="verdict">no script ran</h1>
+<img id="plot" src="seeing_sky.png" alt="plot">
+<img src="does-not-exist.png" onerror="document.getElementById('verdict').textContent = 'onerror ran: ' + document.cookie">
+<script>
+  document.getElementById('verdict').textContent = 'script ran: ' + document.cookie;
+  document.title = 'script ran';
+  new Image().src = 'script-ran-' + (document.cookie.indexOf('_token=') >= 0 ? 'read-the-cookie' : 'no-cookie') + '.png';
+</script>
+</body></html>
+"""
+
+
+def test_a_script_in_a_step_written_report_does_not_run(stack, signed_in, last_run):
+    driver = signed_in
+    night = (last_run.get("conf") or {}).get("night", SAMPLE_NIGHT)
+    name = f"probe-{uuid.uuid4().hex[:6]}.html"
+    stack.on_data("sh", "-c", 'printf %s "$1" > "/data/reports/$2/$3"', "sh", PROBE, night, name, user="1000:1000")
+    with step(driver, "05-probe"):
+        driver.switch_to.default_content()
+        if "/auth/login" in driver.current_url or not path_of(driver.current_url).startswith("/dags"):
+            driver.get(stack.web_url + f"/dags/{DAG}")
+        wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid=nav-dags-link]")))
+        # On the UI's own pages the login cookie is readable from JavaScript: what a report must not get.
+        assert "_token=" in driver.execute_script("return document.cookie")
+        driver.get(stack.web_url + f"/reports/{night}/{name}")
+        verdict = wait(driver).until(EC.presence_of_element_located((By.ID, "verdict")))
+        plot = driver.find_element(By.ID, "plot")
+        # The page itself is shown, with its own (signed-in only) image ...
+        wait(driver).until(lambda d: plot.get_attribute("naturalWidth") not in (None, "0"))
+        assert int(plot.get_attribute("naturalWidth")) > 100
+        # ... but neither its script nor its event handler ran.
+        assert verdict.text == "no script ran", verdict.text
+        assert driver.title == "probe report", driver.title
+        # What the page fetched (read by the driver, which may; the page's own scripts may not):
+        # its images, and not the one its script would have asked for.
+        fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        assert any(u.endswith("/does-not-exist.png") for u in fetched), fetched
+        assert not any("script-ran-" in u for u in fetched), fetched
+        screenshot(driver, "05-probe.png")

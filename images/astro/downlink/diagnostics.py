@@ -35,10 +35,15 @@ def check(name, ok, message, **detail):
 
 def disk_check(root, min_free_gb):
     usage = shutil.disk_usage(root)
-    free = usage.free / GB
+    return space_check(usage.total, usage.free, root, min_free_gb)
+
+
+def space_check(total_bytes, free_bytes, where, min_free_gb):
+    """The disk_space check of a file system measured elsewhere (bytes; free: what non-root may use)."""
+    free = free_bytes / GB
     return check("disk_space", free >= min_free_gb,
-                 f"{free:.1f} GB free of {usage.total / GB:.1f} GB on {root} (threshold {min_free_gb:g} GB)",
-                 free_gb=round(free, 3), total_gb=round(usage.total / GB, 3), threshold_gb=min_free_gb)
+                 f"{free:.1f} GB free of {total_bytes / GB:.1f} GB on {where} (threshold {min_free_gb:g} GB)",
+                 free_gb=round(free, 3), total_gb=round(total_bytes / GB, 3), threshold_gb=min_free_gb)
 
 
 def manifest_names(night):

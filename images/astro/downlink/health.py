@@ -2,8 +2,9 @@
 
 Checks:
   disk_space  free space on each volume given with --volume NAME=PATH (default: the data volume
-              at /data, the archive's at /data/raw and the database's at /pgdata when they are
-              mounted) is at least
+              at /data, and the archive's at /data/raw when it is mounted), and on the database's
+              volume as the postgres service measures it (downlink_ops.data_volume_space(): steps
+              never mount that volume), is at least
               --min-free-gb (DOWNLINK_MIN_FREE_GB, default 1 GB)
   database    the archive database answers
   freshness   a new frame was indexed within the last --max-age-hours (DOWNLINK_FRESHNESS_HOURS,
@@ -16,14 +17,14 @@ import os
 from datetime import datetime, timezone
 
 from downlink import StepError, db
-from downlink.diagnostics import check, disk_check
+from downlink.diagnostics import check, disk_check, space_check
 
 
 def add_parser(sub):
     p = sub.add_parser("health", help="free space, database, data freshness (the hourly diagnostics)",
                        description=__doc__, formatter_class=_raw())
     p.add_argument("--volume", action="append", default=None, metavar="NAME=PATH",
-                   help="a volume to check (repeatable; default: data=/data, database=/pgdata if mounted)")
+                   help="a mounted volume to check (repeatable; default: data=/data, archive=/data/raw if mounted)")
     p.add_argument("--min-free-gb", type=float, default=float(os.environ.get("DOWNLINK_MIN_FREE_GB", "1")))
     p.add_argument("--max-age-hours", type=float, default=float(os.environ.get("DOWNLINK_FRESHNESS_HOURS", "36")))
     return p
@@ -46,8 +47,6 @@ def volumes(spec):
         found = [("data", data)]
         if os.path.ismount(os.path.join(data, "raw")):
             found.append(("archive", os.path.join(data, "raw")))
-        if os.path.isdir("/pgdata"):
-            found.append(("database", "/pgdata"))
         return found
     out = []
     for item in spec:
@@ -64,13 +63,35 @@ def space_checks(vols, min_free_gb):
         if not os.path.isdir(path):
             results.append(check(f"disk_space:{name}", False, f"{name} volume: {path} is not mounted"))
             continue
-        r = disk_check(path, min_free_gb)
-        r["check_name"] = f"disk_space:{name}"
-        r["message"] = f"{name} volume: {r['message']}"
-        if not r["ok"]:
-            r["message"] += f" -- below DOWNLINK_MIN_FREE_GB={number(min_free_gb)}"
-        results.append(r)
+        results.append(named_space_result(disk_check(path, min_free_gb), name, min_free_gb))
     return results
+
+
+def named_space_result(r, name, min_free_gb):
+    r["check_name"] = f"disk_space:{name}"
+    r["message"] = f"{name} volume: {r['message']}"
+    if not r["ok"]:
+        r["message"] += f" -- below DOWNLINK_MIN_FREE_GB={number(min_free_gb)}"
+    return r
+
+
+DATABASE_SPACE = "SELECT total_bytes, free_bytes, mount_point FROM downlink_ops.data_volume_space()"
+
+
+def database_space_check(conn, min_free_gb):
+    """Free space of the database's volume, measured by the postgres service itself (a superuser
+    function the entrypoint creates; only the archive role may call it)."""
+    import psycopg
+
+    try:
+        with conn.transaction():
+            total, free, mount_point = conn.execute(DATABASE_SPACE).fetchone()
+    except psycopg.Error as exc:
+        return check("disk_space:database", False,
+                     f"database volume: cannot be measured ({str(exc).strip()}); the postgres image "
+                     f"creates downlink_ops.data_volume_space() when it starts: restart it with this release's image")
+    return named_space_result(space_check(total, free, f"{mount_point} (in the postgres service)", min_free_gb),
+                              "database", min_free_gb)
 
 
 def freshness_check(conn, max_age_hours, now=None):
@@ -98,6 +119,7 @@ def run(args):
         with conn:
             conn.execute("SELECT 1")
             results.append(check("database", True, "archive database answers"))
+            results.append(database_space_check(conn, args.min_free_gb))
             results.append(freshness_check(conn, args.max_age_hours))
     for r in results:
         print(f"{'ok    ' if r['ok'] else 'BREACH'} {r['check_name']:<20} {r['message']}")

@@ -356,3 +356,267 @@ def test_login_endpoint_through_fastapi(manager):
     assert client.get("/token").status_code != 201  # no password-less "all admins" token
     page = client.get("/login")
     assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: names checked whole, a writer that refuses what the reader refuses, bad text, tokens
+# bound to the password, throttling
+
+
+@pytest.mark.parametrize("name", ["alice\n", "alice\r\n", "\nalice", "alice\x00", "al ice", "", None, "a" * 65])
+def test_a_name_is_checked_whole(name):
+    with pytest.raises(ValueError, match="bad user name"):
+        store.check_name(name)
+
+
+def test_a_hash_is_checked_whole():
+    h = pw.hash_password("pw", **FAST)
+    assert pw.is_hash(h) and not pw.is_hash(h + "\n") and not pw.verify_password("pw", h + "\n")
+
+
+def test_the_cli_refuses_a_name_ending_in_a_newline_and_the_file_stays_readable(users, capsys):
+    cli(capsys, "add", "alice", "--role", "viewer")
+    with pytest.raises(SystemExit) as exc:
+        cli(capsys, "add", "bob\n", "--role", "viewer")
+    assert exc.value.code == 2 and "bad user name 'bob\\n'" in capsys.readouterr().err
+    assert list(store.load(str(users))) == ["alice"]
+
+
+@pytest.mark.parametrize("account", [
+    store.Account("bob\n", "viewer", "{hash}"),           # would split into two bad lines
+    store.Account("bob", "viewer\n", "{hash}"),
+    store.Account("bob", "boss", "{hash}"),
+    store.Account("bob", "viewer", "{hash}\nmallory:admin:{hash}"),  # a second account smuggled in
+    store.Account("bob", "viewer", "hunter2"),
+])
+def test_the_writer_refuses_what_the_reader_would_refuse(tmp_path, account):
+    h = pw.hash_password("pw", **FAST)
+    path = tmp_path / "users"
+    with store.editing(str(path)) as accounts:
+        accounts["alice"] = store.Account("alice", "admin", h)
+    before = path.read_text()
+    bad = store.Account(account.name, account.role, account.password_hash.format(hash=h))
+    with pytest.raises(ValueError, match="refusing to write the users file"):
+        with store.editing(str(path)) as accounts:
+            accounts[bad.name] = bad
+    assert path.read_text() == before and list(store.load(str(path))) == ["alice"]
+
+
+def test_a_lone_surrogate_is_a_clean_400_not_a_500(manager):
+    from fastapi.testclient import TestClient
+
+    m, passwords = manager
+    client = TestClient(m.get_fastapi_app(), raise_server_exceptions=False)
+    for body in ('{"username": "vera", "password": "\\ud800"}', '{"username": "ve\\udfffra", "password": "x"}'):
+        answer = client.post("/token", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 400 and "valid Unicode" in answer.text, (body, answer.status_code, answer.text)
+    assert not pw.verify_password("\ud800", pw.hash_password("x", **FAST))
+
+
+def claims_of(m, token):
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+def test_a_token_is_bound_to_the_password_it_was_issued_for(manager, capsys):
+    m, passwords = manager
+    token = m.create_token(body("vera", passwords["vera"]), 60)
+    claims = claims_of(m, token)
+    assert claims["sub"] == "vera" and claims["cred"] and m.accounts.get("vera").password_hash not in token
+    assert m.deserialize_user(claims).username == "vera"
+    cli(capsys, "set-role", "vera", "operator")  # a role change keeps the session
+    assert m.deserialize_user(claims).role == "operator"
+    new = shown_password(cli(capsys, "reset-password", "vera")[1])
+    with pytest.raises(ValueError, match="password of 'vera' changed"):  # Airflow: invalid token, 401
+        m.deserialize_user(claims)
+    fresh = claims_of(m, m.create_token(body("vera", new), 60))
+    assert fresh["cred"] != claims["cred"] and m.deserialize_user(fresh).username == "vera"
+    with pytest.raises(ValueError):
+        m.deserialize_user({k: v for k, v in fresh.items() if k != "cred"})  # a token from before the tag
+
+
+def test_a_token_for_a_signed_in_user_carries_the_tag_too(manager):
+    # Airflow's own /ui/auth/token makes tokens from the user of the request.
+    m, passwords = manager
+    user = m.deserialize_user(claims_of(m, m.create_token(body("otto", passwords["otto"]), 60)))
+    assert m.deserialize_user(claims_of(m, m.generate_jwt(user, expiration_time_in_seconds=60))) == user
+
+
+def test_the_ui_token_lives_as_long_as_the_setting_says(manager, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    m, passwords = manager
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME", "28800")
+    client = TestClient(m.get_fastapi_app())
+    claims = claims_of(m, client.post("/token", json={"username": "otto", "password": passwords["otto"]}).json()["access_token"])
+    assert claims["exp"] - claims["iat"] == 28800
+
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_backoff_is_free_for_a_few_failures_then_doubles_up_to_its_cap_and_is_forgotten():
+    from downlink_airflow.login_throttle import Backoff
+
+    clock = FakeClock()
+    b = Backoff(3, base=1, cap=60, forget=900, clock=clock)
+    for _ in range(3):
+        assert b.retry_after("u") == 0
+        b.failed("u")
+    assert [b.delay(n) for n in range(3, 12)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert b.retry_after("u") == 1 and b.retry_after("other") == 0
+    for _ in range(10):
+        b.failed("u")
+    assert b.retry_after("u") == 60  # capped
+    clock.now += 30
+    assert b.retry_after("u") == 30
+    clock.now += 901
+    assert b.retry_after("u") == 0  # forgotten after a quiet while
+    b.failed("u")
+    assert b.retry_after("u") == 0  # counts start again
+    b.succeeded("u")
+    assert b.retry_after(None) == 0
+
+
+def test_backoff_keeps_a_bounded_number_of_keys():
+    from downlink_airflow.login_throttle import Backoff
+
+    b = Backoff(0, max_entries=100, clock=FakeClock())
+    for n in range(1000):
+        b.failed(f"random-{n}")
+    assert len(b._entries) == 100 and b.retry_after("random-999") > 0 and b.retry_after("random-0") == 0
+
+
+def test_the_gate_lets_only_a_few_checks_run_at_once_and_refuses_the_rest():
+    import threading
+
+    from downlink_airflow.login_throttle import LoginThrottle, Throttled
+
+    throttle = LoginThrottle(concurrent=2, max_waiting=1, gate_wait=0.1)
+    release, started, running, most = threading.Event(), threading.Semaphore(0), [0], [0]
+    lock = threading.Lock()
+
+    def slow_check():
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        started.release()
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+        return True
+
+    threads = [threading.Thread(target=throttle.check, args=(f"u{n}", "10.0.0.1", slow_check)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        assert started.acquire(timeout=30)
+    with pytest.raises(Throttled) as exc:  # both slots taken: a third login is refused, not queued forever
+        throttle.check("u3", "10.0.0.2", lambda: True)
+    assert exc.value.seconds == 1 and "at once" in str(exc.value)
+    # With the one waiting place taken too, the next login is refused without waiting at all.
+    throttle.gate_wait = 30
+    waiter = threading.Thread(target=throttle.check, args=("u4", "10.0.0.3", lambda: True))
+    waiter.start()
+    while throttle._inside < 3:
+        threading.Event().wait(0.01)
+    acquires = []
+    real_gate = throttle.gate
+
+    class CountingGate:
+        def acquire(self, timeout=None):
+            acquires.append(timeout)
+            return real_gate.acquire(timeout=timeout)
+
+        def release(self):
+            real_gate.release()
+
+    throttle.gate = CountingGate()
+    with pytest.raises(Throttled, match="at once"):
+        throttle.check("u5", "10.0.0.4", slow_check)
+    assert acquires == [] and most[0] == 2
+    throttle.gate = real_gate
+    release.set()
+    for t in threads + [waiter]:
+        t.join(30)
+    assert most[0] == 2 and throttle.check("u3", "10.0.0.2", lambda: True) is True
+
+
+@pytest.fixture
+def throttled(manager):
+    """The manager with the real throttle settings on a clock that stands still."""
+    from downlink_airflow import login_throttle as lt
+
+    m, passwords = manager
+    clock = FakeClock()
+    m.throttle = lt.LoginThrottle(per_user=lt.Backoff(lt.FREE_FAILURES, clock=clock),
+                                  per_address=lt.Backoff(lt.FREE_FAILURES_PER_ADDRESS, clock=clock))
+    return m, passwords, clock
+
+
+def token_status(m, username, password, client="192.0.2.1"):
+    from fastapi import HTTPException
+
+    try:
+        m.create_token(body(username, password), 60, client)
+        return 201, None
+    except HTTPException as exc:
+        return exc.status_code, (exc.headers or {}).get("Retry-After")
+
+
+def test_failed_logins_for_a_user_back_off_with_429_and_retry_after(throttled):
+    from downlink_airflow import login_throttle as lt
+
+    m, passwords, clock = throttled
+    answers = [token_status(m, "vera", f"guess-{n}", client=f"198.51.100.{n}") for n in range(lt.FREE_FAILURES)]
+    assert answers == [(401, None)] * lt.FREE_FAILURES
+    # Now even the right password waits (from anywhere): a guesser cannot tell.
+    assert token_status(m, "vera", passwords["vera"]) == (429, "1")
+    assert token_status(m, "otto", passwords["otto"])[0] == 201  # other users are not affected
+    clock.now += 1.5
+    assert token_status(m, "vera", "guess-again")[0] == 401
+    assert token_status(m, "vera", passwords["vera"]) == (429, "2")  # doubled
+    clock.now += 2.5
+    assert token_status(m, "vera", passwords["vera"])[0] == 201
+    assert token_status(m, "vera", "one typo")[0] == 401  # a success cleared the count
+
+
+def test_failed_logins_from_one_address_back_off_whatever_the_names(throttled):
+    from downlink_airflow import login_throttle as lt
+
+    m, passwords, clock = throttled
+    for n in range(lt.FREE_FAILURES_PER_ADDRESS):
+        assert token_status(m, f"nobody-{n}", "x", client="203.0.113.9")[0] == 401
+    assert token_status(m, "otto", passwords["otto"], client="203.0.113.9") == (429, "1")
+    assert token_status(m, "otto", passwords["otto"], client="203.0.113.10")[0] == 201
+
+
+def test_the_login_endpoint_answers_429_with_retry_after(throttled):
+    from fastapi.testclient import TestClient
+
+    from downlink_airflow import login_throttle as lt
+
+    m, passwords, clock = throttled
+    client = TestClient(m.get_fastapi_app())
+    for n in range(lt.FREE_FAILURES):
+        assert client.post("/token", json={"username": "otto", "password": f"nope-{n}"}).status_code == 401
+    answer = client.post("/token", json={"username": "otto", "password": passwords["otto"]})
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "1", (answer.status_code, answer.text)
+    assert "too many failed logins" in answer.json()["detail"]
+    cli_answer = client.post("/token/cli", json={"username": "otto", "password": passwords["otto"]})
+    assert cli_answer.status_code == 429
+
+
+def test_a_name_that_cannot_be_an_account_costs_no_password_check(throttled, monkeypatch):
+    m, passwords, clock = throttled
+    checks = []
+    monkeypatch.setattr(pw, "_scrypt", lambda *a: checks.append(a) or b"")
+    assert token_status(m, "x" * 10_000, "pw")[0] == 401 and token_status(m, "bad\nname", "pw")[0] == 401
+    assert checks == []

@@ -114,3 +114,29 @@ def test_latest_opens_the_newest_night_or_the_empty_list(client, reports, monkey
     assert resp.status_code in (302, 307) and resp.headers["location"] == "/reports/2026-11-25/"
     monkeypatch.setenv("DOWNLINK_REPORTS_DIR", "/nonexistent")
     assert client.get("/reports/latest", follow_redirects=False).headers["location"] == "/reports/"
+
+
+# Step-written HTML on the UI's origin: no script in it may run (issue 13).
+@pytest.mark.parametrize("path", ["/reports/", "/reports/2026-11-24/", "/reports/2026-11-24/index.html",
+                                  "/reports/2026-11-24/seeing_sky.png", "/reports/2026-11-24/nothere.html",
+                                  "/reports/2026-11-24", "/reports/latest"])
+def test_every_answer_is_sandboxed_and_never_sniffed(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.headers["x-content-type-options"] == "nosniff", path
+    csp = [d.strip() for d in response.headers["content-security-policy"].split(";")]
+    sandbox = next(d for d in csp if d.startswith("sandbox")).split()
+    assert "allow-scripts" not in sandbox and "allow-top-navigation" not in sandbox and "allow-forms" not in sandbox
+    assert "default-src 'none'" in csp and "img-src 'self'" in csp
+    assert not any(d.startswith("script-src") for d in csp)
+
+
+def test_sandbox_headers_for_anonymous_refusals_too(reports):
+    response = TestClient(mounted()).get("/reports/2026-11-24/", follow_redirects=False)
+    assert response.status_code == 401 and response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("sandbox")
+
+
+@pytest.mark.parametrize("path", ["/reports/2026-11-24%0A/", "/reports/2026-11-24/index.html%0A",
+                                  "/reports/2026-11-24%0A"])
+def test_names_are_checked_whole(client, path):
+    assert client.get(path).status_code == 404

@@ -1,4 +1,5 @@
 """`downlink health`: the storage and freshness checks of the hourly diagnostics (no database)."""
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -46,3 +47,54 @@ def test_freshness():
 
 def test_numbers_read_as_written():
     assert health.number(1000000.0) == "1000000" and health.number(0.5) == "0.5"
+
+
+class FakeSpaceConn:
+    """The archive connection as health.py uses it for downlink_ops.data_volume_space()."""
+
+    def __init__(self, row=None, error=None):
+        self.row, self.error, self.sql = row, error, []
+
+    @contextlib.contextmanager
+    def transaction(self):
+        yield
+
+    def execute(self, sql):
+        self.sql.append(sql)
+        if self.error:
+            raise self.error
+        return self
+
+    def fetchone(self):
+        return self.row
+
+
+GIB = 1024 ** 3
+
+
+def test_database_space_comes_from_the_postgres_service_with_the_same_threshold_and_message():
+    conn = FakeSpaceConn((20 * GIB, 5 * GIB, "/var/lib/postgresql/data"))
+    ok = health.database_space_check(conn, 1)
+    assert conn.sql == ["SELECT total_bytes, free_bytes, mount_point FROM downlink_ops.data_volume_space()"]
+    assert ok["ok"] and ok["check_name"] == "disk_space:database"
+    assert ok["message"] == ("database volume: 5.0 GB free of 20.0 GB on /var/lib/postgresql/data "
+                             "(in the postgres service) (threshold 1 GB)")
+    bad = health.database_space_check(FakeSpaceConn((20 * GIB, 5 * GIB, "/var/lib/postgresql/data")), 1e6)
+    assert not bad["ok"] and bad["message"].startswith("database volume: 5.0 GB free")
+    assert bad["message"].endswith("-- below DOWNLINK_MIN_FREE_GB=1000000")
+    edge = health.database_space_check(FakeSpaceConn((2 * GIB, GIB // 2, "/pg")), 0.5)
+    assert edge["ok"]  # at the threshold is enough, as for the mounted volumes
+
+
+def test_database_space_that_cannot_be_measured_is_a_breach_saying_why():
+    import psycopg
+
+    conn = FakeSpaceConn(error=psycopg.errors.UndefinedFunction("function downlink_ops.data_volume_space() does not exist"))
+    r = health.database_space_check(conn, 1)
+    assert not r["ok"] and r["check_name"] == "disk_space:database"
+    assert "does not exist" in r["message"] and "restart it" in r["message"]
+
+
+def test_the_database_volume_is_not_looked_for_in_the_step(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOWNLINK_DATA", str(tmp_path))
+    assert [name for name, _ in health.volumes(None)] == ["data"]
