@@ -122,10 +122,13 @@ test-unit-docker-proxy: $(VENV)/.done
 	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
+REAL_FITS_MORE ?= $(abspath $(CURDIR)/../shared/data/fits-more)
 
+# The real files are required: without them the tests that read them fail (they are not skipped).
 test-unit-astro:
 	docker run --rm --network none -v "$(CURDIR)/tests:/tests:ro" --tmpfs /small:size=1m,mode=1777 \
-	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") downlink/astro:$(TAG) \
+	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") \
+	  $(if $(wildcard $(REAL_FITS_MORE)),-v "$(REAL_FITS_MORE):/fits-more:ro") downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 
 test-unit-airflow:

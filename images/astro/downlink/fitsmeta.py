@@ -143,7 +143,8 @@ class Cards:
                     warnings.simplefilter("ignore", AstropyWarning)
                     raw = card.value
             except Exception as exc:  # noqa: BLE001 - astropy's VerifyError and friends: keep the text
-                text = card.image.rstrip()
+                # card.image would re-format ("fix") the card: the bytes as read are what is kept
+                text = (getattr(card, "_image", None) or card.image).rstrip()
                 self.bad.add(key)
                 if notes is not None:
                     notes.append(f"HDU {index} card {key} unparsable ({exc}): kept as its raw text {text!r}")

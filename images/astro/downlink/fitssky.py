@@ -19,7 +19,8 @@ import warnings
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import ICRS, Angle, SkyCoord
+from astropy.coordinates import (FK4, FK5, ICRS, Angle, BarycentricMeanEcliptic, FK4NoETerms, Galactic, SkyCoord,
+                                 Supergalactic)
 from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame
@@ -61,10 +62,33 @@ def wcs_header(header, bad=()):
     return fits.Header([card for card in header.cards if WCS_KEYWORD.match(card.keyword) and card.keyword not in bad])
 
 
+# Which astropy frames each pair of axis types may mean (astropy 5.2's wcs_to_celestial_frame
+# returns ICRS for ELON/ELAT when wcslib has filled in RADESYS: the axis type is checked here).
+EQUATORIAL = (ICRS, FK5, FK4, FK4NoETerms)
+
+
+def celestial_frame(wcs):
+    """The astropy frame of a celestial WCS; ValueError when its axes are not on the sky."""
+    lng = wcs.wcs.ctype[wcs.wcs.lng][:4]
+    if lng == "ELON":
+        # Ecliptic coordinates of the mean ecliptic and equinox (FITS WCS paper II): for positions
+        # without a distance, astropy's barycentric mean ecliptic is that rotation of the equator.
+        equinox = wcs.wcs.equinox if np.isfinite(wcs.wcs.equinox) else 2000.0
+        return BarycentricMeanEcliptic(equinox=f"J{equinox}")
+    if lng == "SLON":
+        return Supergalactic()
+    frame = wcs_to_celestial_frame(wcs)
+    if (lng == "RA--" and isinstance(frame, EQUATORIAL)) or (lng == "GLON" and isinstance(frame, Galactic)):
+        return frame
+    raise ValueError(f"axes {lng} are not in a sky frame astropy knows")
+
+
 def frame_name(frame):
     """'icrs', 'fk5 J2000.000', 'fk4 B1950.000', 'galactic', ... (the native frame column)."""
     equinox = getattr(frame, "equinox", None)
-    return frame.name + (f" {equinox.value if hasattr(equinox, 'value') else equinox}" if equinox is not None else "")
+    if equinox is None:
+        return frame.name
+    return f"{frame.name} {equinox.byear_str if isinstance(frame, (FK4, FK4NoETerms)) else equinox.jyear_str}"
 
 
 def to_icrs(lon, lat, frame):
@@ -108,7 +132,7 @@ def from_wcs(hdul, bad, notes):
                     other = other or (index, axis_types(WCS(header, fobj=hdul)))
                     continue
                 try:
-                    frame = wcs_to_celestial_frame(wcs)
+                    frame = celestial_frame(wcs)
                 except ValueError:  # helioprojective and other frames that are not on the sky
                     other = other or (index, axis_types(wcs))
                     continue
@@ -145,7 +169,7 @@ def keyword_frame(cards):
         header[key] = value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return wcs_to_celestial_frame(WCS(header))
+        return celestial_frame(WCS(header))
 
 
 def frame_cards(header, ctypes=None):
