@@ -13,6 +13,7 @@ import collections
 import contextlib
 import gzip
 import math
+import os
 import warnings
 import zlib
 
@@ -221,8 +222,11 @@ def describe(path):
 
 def describe_file(path):
     notes = []
+    size = gunzipped_size(path) if is_gzip(path) else os.path.getsize(path)
     hdul = open_fits(path)
     try:
+        # astropy stops quietly at the end of a cut-short file: a truncated file is refused here too
+        check_complete(path, hdul, size)
         parsed = [Cards(hdu.header, i, notes) for i, hdu in enumerate(hdul)]
         headers = [c.values for c in parsed]
         imagetyp_raw, _ = lookup(headers, IMAGETYP_KEYS)
