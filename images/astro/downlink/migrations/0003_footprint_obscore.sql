@@ -15,10 +15,12 @@ COMMENT ON COLUMN observations.s_region IS 'footprint in ICRS: spoly of the pixe
 
 -- "Which frames contain this position": s_region @> spoint, through this index.
 CREATE INDEX observations_s_region ON observations USING gist (s_region);
--- Time ranges: start, and the [start, end] interval (overlap queries with &&).
+-- Time ranges: start, and the [start, end] interval (overlap queries: t_range && tstzrange(a, b)).
+-- NULL when the start is unknown (tstzrange(NULL, NULL) would be all of time and match every query).
+ALTER TABLE observations ADD COLUMN t_range tstzrange GENERATED ALWAYS AS
+    (CASE WHEN date_obs IS NOT NULL THEN tstzrange(date_obs, greatest(date_obs, date_end), '[]') END) STORED;
 CREATE INDEX observations_date_obs ON observations (date_obs);
-CREATE INDEX observations_t_range ON observations
-    USING gist (tstzrange(date_obs, greatest(date_obs, date_end), '[]'));
+CREATE INDEX observations_t_range ON observations USING gist (t_range);
 -- Header look-ups by key and value: header @> '[{"cards": {"INSTRUME": "ACIS"}}]'.
 CREATE INDEX observations_header ON observations USING gin (header jsonb_path_ops);
 
