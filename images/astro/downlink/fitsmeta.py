@@ -11,6 +11,7 @@ astropy reads them: decompressed headers, the compressed image's own WCS.
 """
 import collections
 import contextlib
+import functools
 import gzip
 import math
 import os
@@ -39,6 +40,11 @@ EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "XPOSURE", "ITIME")
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+@functools.lru_cache(maxsize=4)
+def conf_snapshot_type(names):
+    return collections.namedtuple("FitsConf", names)
+
+
 @contextlib.contextmanager
 def fast_card_config():
     """Card parsing reads two settings of astropy.io.fits.conf for every card, and each read goes
@@ -48,7 +54,7 @@ def fast_card_config():
     if original is None:  # another astropy layout: no shortcut, same results
         yield
         return
-    fits_card.conf = collections.namedtuple("FitsConf", list(original))(*(getattr(original, k) for k in original))
+    fits_card.conf = conf_snapshot_type(tuple(original))(*(getattr(original, k) for k in original))
     try:
         yield
     finally:
@@ -140,9 +146,7 @@ class Cards:
         for card in header.cards:
             key = card.keyword or "BLANK"
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", AstropyWarning)
-                    raw = card.value
+                raw = card.value  # describe() silences astropy's warnings for the whole file
             except Exception as exc:  # noqa: BLE001 - astropy's VerifyError and friends: keep the text
                 # card.image would re-format ("fix") the card: the bytes as read are what is kept
                 text = (getattr(card, "_image", None) or card.image).rstrip()

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import (FK4, FK5, ICRS, Angle, BarycentricMeanEcliptic, FK4NoETerms, Galactic, SkyCoord,
-                                 Supergalactic)
+                                 Supergalactic, angular_separation)
 from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame
@@ -107,8 +107,9 @@ def region_of(ra, dec):
     """(pgSphere polygon text, diameter in degrees) of the corner positions, or (None, reason)."""
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         return None, "a corner of the pixel grid lies outside the projection (an all-sky map?)"
-    corners = SkyCoord(ra * u.deg, dec * u.deg)
-    fov = max(corners[0].separation(corners[2]).deg, corners[1].separation(corners[3]).deg)
+    lon, lat = np.radians(ra), np.radians(dec)
+    # astropy's own great-circle distance on plain arrays (a SkyCoord per corner cost most of describe())
+    fov = float(np.degrees(np.max(angular_separation(lon[:2], lat[:2], lon[2:], lat[2:]))))
     if fov >= 179.0:
         return None, f"the corners span {fov:.1f} degrees: not a polygon smaller than a hemisphere"
     return "{" + ",".join(f"({a:.9f}d,{d:.9f}d)" for a, d in zip(ra, dec)) + "}", float(fov)
