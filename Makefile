@@ -136,14 +136,17 @@ test-unit-docker-proxy: $(VENV)/.done $(FAKE_ENGINE)
 	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
+REAL_FITS_MORE ?= $(abspath $(CURDIR)/../shared/data/fits-more)
 
 # In the astro image, with no network but the internal one of a throwaway database (tools/unit-db.sh)
-# for the tests that store rows.
+# for the tests that store rows. The real files are required: without them the tests that read
+# them fail (they are not skipped).
 UNIT_DB = downlink-unit-db-$(TAG)
 test-unit-astro:
 	@dsn=$$(tools/unit-db.sh start $(TAG) $(UNIT_DB)) && trap 'tools/unit-db.sh stop $(UNIT_DB)' EXIT && \
 	docker run --rm --network $(UNIT_DB) -e DOWNLINK_ARCHIVE_DSN="$$dsn" -v "$(CURDIR)/tests:/tests:ro" --tmpfs /small:size=1m,mode=1777 \
-	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") downlink/astro:$(TAG) \
+	  $(if $(wildcard $(REAL_FITS)),-v "$(REAL_FITS):/fits:ro") \
+	  $(if $(wildcard $(REAL_FITS_MORE)),-v "$(REAL_FITS_MORE):/fits-more:ro") downlink/astro:$(TAG) \
 	  python3 -m pytest $(PYTEST_FLAGS) /tests/unit/astro
 
 test-unit-airflow:

@@ -1,5 +1,7 @@
 """daily_chain through the real stack, on the generated sample night and on a night of real
-files from other observatories (../shared/data/fits), including a rerun of the same night."""
+files from other observatories (../shared/data/fits and fits-more), including a rerun of the same
+night. The real night also holds one file that reached the archive cut short (a truncated gzip
+staged behind the download step's back): index quarantines it and indexes all the others."""
 import os
 import subprocess
 import urllib.request
@@ -12,6 +14,11 @@ from conftest import ROOT, SAMPLE_NIGHT
 DAG = "daily_chain"
 REAL_NIGHT = "2000-01-01"
 REAL_FITS = os.environ.get("DOWNLINK_REAL_FITS", os.path.join(os.path.dirname(ROOT), "shared", "data", "fits"))
+REAL_FITS_MORE = os.environ.get("DOWNLINK_REAL_FITS_MORE", os.path.join(os.path.dirname(ROOT), "shared", "data", "fits-more"))
+# Refused at download (not complete, readable FITS): file -> what the reason says.
+REFUSED = {"lco_ldac_test_catalog_corrupt.fits": "END card", "html_error_page_not_actually_fits.fits": "SIMPLE",
+           "meudon_spectroheliograph_halpha_truncated.fts": "truncated"}
+CUT_SHORT = "chandra_hrci_cut_short.fits.gz"  # staged directly, so only index can see what is wrong
 STEPS = ["download", "archive", "index", "calibrate", "iraf", "sources", "diagnostics", "report"]
 # The sample night's targets (generator: downlink make-night) and their positions (deg).
 TARGETS = {"M31": (10.6847, 41.2690), "NGC 891": (35.6392, 42.3491), "M1": (83.6331, 22.0145)}
@@ -37,15 +44,25 @@ def sample_run(sample_night):
 
 @pytest.fixture(scope="module")
 def real_run(stack, sample_run):
-    """Publish the real files as a night on the archive server, with a manifest, then run the chain."""
-    if not os.path.isdir(REAL_FITS):
-        pytest.skip(f"real FITS files not found at {REAL_FITS} (set DOWNLINK_REAL_FITS)")
+    """Publish the real files of both folders as a night on the archive server, with a manifest;
+    stage a gzip cut short in transfer directly into staging/ (as a file archived before the
+    download step verified gzip would have been); then run the chain."""
+    for folder in (REAL_FITS, REAL_FITS_MORE):
+        if not os.path.isdir(folder):
+            pytest.fail(f"real FITS files not found at {folder} (set DOWNLINK_REAL_FITS / DOWNLINK_REAL_FITS_MORE)")
     volume = f"{stack.project}-archive-src"
     subprocess.run(
         ["docker", "run", "--rm", "-v", f"{volume}:/srv/archive", "-v", f"{REAL_FITS}:/real:ro",
-         f"downlink/astro:{stack.tag}", "sh", "-c",
-         f"mkdir -p /srv/archive/{REAL_NIGHT} && cp /real/*.fit* /srv/archive/{REAL_NIGHT}/ "
-         f"&& downlink make-manifest /srv/archive/{REAL_NIGHT}"],
+         "-v", f"{REAL_FITS_MORE}:/real-more:ro", f"downlink/astro:{stack.tag}", "sh", "-c",
+         f"mkdir -p /srv/archive/{REAL_NIGHT} && for f in /real/* /real-more/*; do case $f in *.md) ;; "
+         f"*) cp \"$f\" /srv/archive/{REAL_NIGHT}/ ;; esac; done && downlink make-manifest /srv/archive/{REAL_NIGHT}"],
+        check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{stack.project}-data:/data", "-v", f"{REAL_FITS_MORE}:/real-more:ro",
+         f"downlink/astro:{stack.tag}", "python3", "-c",
+         "import os, sys; night, name = sys.argv[1:]; os.makedirs(f'/data/staging/{night}', exist_ok=True);"
+         "data = open('/real-more/chandra_hrci_hrcf24564_r0001_pha3.fits.gz', 'rb').read();"
+         "open(f'/data/staging/{night}/{name}', 'wb').write(data[: len(data) * 2 // 5])", REAL_NIGHT, CUT_SHORT],
         check=True, capture_output=True, text=True, timeout=300)
     return run_chain(stack, REAL_NIGHT)
 
@@ -120,9 +137,19 @@ def test_nightly_report_is_served_by_the_ui_to_signed_in_users(stack, sample_run
     assert refused.value.code == 401
 
 
-def test_real_files_night_quarantines_only_the_corrupt_file(stack, real_run):
+# The team's fits_verify (cfitsio's fitscopy) is stricter than astropy: it refuses MagE's spectrum,
+# whose NAXIS1 does not follow NAXIS as the standard orders (astropy reads it, so Downlink indexes it),
+# and, rightly, the gzip cut short. Those two make the run fail in that script; every Downlink step succeeds.
+CFITSIO_REFUSES = {"magellan_mage_um669_spec.fits", CUT_SHORT}
+
+
+def test_real_files_night_quarantines_only_the_broken_files(stack, real_run):
     _, state, states = real_run
-    assert state == "success", states
+    assert all(states[s] == "success" for s in STEPS), states
+    assert state == "failed" and {t for t, st in states.items() if st != "success" and t != "watcher"} == {"fits_verify"}, states
+    report = stack.data_file(f"products/{REAL_NIGHT}/fits-verify/report.txt")
+    failed = {line.split("\t")[0] for line in report.splitlines() if "\tFAIL" in line}
+    assert {os.path.basename(f) for f in failed} == CFITSIO_REFUSES, report
     with stack.archive_db() as conn:
         quarantined = conn.execute(
             "SELECT filename, stage, reason FROM quarantine WHERE night = %s AND stage <> 'calibrate'", (REAL_NIGHT,)).fetchall()
@@ -130,12 +157,47 @@ def test_real_files_night_quarantines_only_the_corrupt_file(stack, real_run):
         notes = dict(conn.execute(
             "SELECT filename, array_to_string(notes, ' | ') FROM observations WHERE night = %s", (REAL_NIGHT,)))
         dates = dict(conn.execute("SELECT filename, date_obs FROM observations WHERE night = %s", (REAL_NIGHT,)))
-    assert [(f, s) for f, s, _ in quarantined] == [("lco_ldac_test_catalog_corrupt.fits", "download")]
-    assert "END card" in quarantined[0][2]
-    assert indexed == 11
+    published = [n for d in (REAL_FITS, REAL_FITS_MORE) for n in os.listdir(d) if not n.endswith(".md")]
+    stages = {f: s for f, s, _ in quarantined}
+    reasons = {f: r for f, _, r in quarantined}
+    assert stages == {**{n: "download" for n in REFUSED}, CUT_SHORT: "index"}, quarantined
+    for name, says in REFUSED.items():
+        assert says in reasons[name], (name, reasons[name])
+    assert "truncated or corrupt gzip" in reasons[CUT_SHORT]
+    # every other file is indexed: gzip and tile-compressed ones included
+    assert indexed == len(published) - len(REFUSED) and set(notes) == set(published) - set(REFUSED)
     assert "dd/mm/yy" in notes["hst_wfpc2_test0.fits"] and dates["hst_wfpc2_test0.fits"].year == 1994
     assert dates["2mass_gc_2mass_k.fits"] is None and "date_obs left empty" in notes["2mass_gc_2mass_k.fits"]
     assert dates["chandra_acis_events_chandra_time.fits"] is not None  # DATE-OBS only in the extension
+
+
+def test_real_files_positions_footprints_and_obscore(stack, real_run):
+    with stack.archive_db() as conn:
+        rows = {r[0]: r[1:] for r in conn.execute(
+            "SELECT filename, ra, dec, native_frame, s_fov FROM observations WHERE night = %s", (REAL_NIGHT,))}
+        # Galactic centre (GLON/GLAT of the 2MASS mosaic is FK5 here; the Effelsberg map is Galactic)
+        assert rows["2mass_gc_2mass_k.fits"][:2] == pytest.approx((266.40, -28.93), abs=0.01)
+        assert rows["effelsberg_magpis_g10.5_glon.fits"][2] == "galactic"
+        # solar and spectral WCS never fill ra/dec
+        assert rows["stereo_secchi_euvi_l0_a.fits"][:3] == (None, None, "HPLN-TAN/HPLT-TAN")
+        assert rows["soho_mdi_fd_ic_6h_01d.5871.fits"][:2] == (None, None)
+        # which frames contain the HorseHead nebula: one indexed pgSphere query
+        contains = [r[0] for r in conn.execute(
+            "SELECT filename FROM observations WHERE night = %s AND s_region @> spoint(radians(85.2749), radians(-2.4583))",
+            (REAL_NIGHT,))]
+        assert contains == ["dss_HorseHead.fits"]
+        plan = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT obs_id FROM observations WHERE s_region @> spoint(radians(85.27), radians(-2.46))"))
+        assert "observations_s_region" in plan or "Seq Scan" in plan  # the index exists; a tiny table may scan
+        core = conn.execute(
+            "SELECT obs_id, dataproduct_type, calib_level, s_ra, s_dec, s_fov, t_min, t_max, t_exptime, "
+            "instrument_name, facility_name, access_format FROM ivoa.obscore WHERE obs_id = %s",
+            (f"raw/{REAL_NIGHT}/decam_c4d_130105_065255_ooi_r_a1-N15.fits.fz",)).fetchone()
+        assert core[1:3] == ("image", 1) and core[3] == pytest.approx(121.026, abs=0.01)
+        assert core[6] == pytest.approx(56297.2867, abs=1e-3) and core[7] > core[6] and core[9] == "DECam"
+        by_key = conn.execute(
+            "SELECT count(*) FROM observations WHERE header @> '[{\"cards\": {\"TELESCOP\": \"CHANDRA\"}}]'").fetchone()[0]
+        assert by_key == 2
 
 
 def test_rerun_of_a_night_changes_no_row_counts(stack, sample_run, real_run):

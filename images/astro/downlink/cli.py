@@ -16,7 +16,7 @@ COMMANDS = {
     "versions": "envcheck", "iraf-imstat": "iraf_imstat", "store-imstat": "store_imstat", "migrate": "migrate",
     "download": "download", "archive": "archive", "index": "index", "diagnostics": "diagnostics",
     "make-night": "make_night", "make-manifest": "manifest", "calibrate": "calibrate", "iraf-stats": "iraf_stats",
-    "sources": "sources", "report": "report", "health": "health",
+    "sources": "sources", "report": "report", "health": "health", "describe": "describe",
 }
 
 

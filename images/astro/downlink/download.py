@@ -10,8 +10,10 @@ For each file in the manifest:
   - already archived (raw/<night>/<name> with the same sha256) or already staged: skipped;
   - fetched to staging/<night>/<name>.part; an interrupted HTTP download is resumed with a Range
     request on the next try;
-  - size, sha256 and FITS validity are checked; a bad file is quarantined with the reason and
-    the rest of the night goes on;
+  - its sha256 is computed from the bytes as they are written (no second read); size, sha256 and
+    FITS validity are checked (gzip and tile-compressed files as astropy opens them: complete and
+    readable, kept byte-for-byte as published); a bad file is quarantined with the reason and the
+    rest of the night goes on;
   - a good file is renamed into staging/<night>/ for the archive step.
 A transfer slower than DOWNLINK_MIN_TRANSFER_RATE (bytes/s, k/M suffixes; default 10k; 0: no
 minimum), after DOWNLINK_TRANSFER_GRACE_SECONDS (default 60), is stopped: its partial file is kept
@@ -26,7 +28,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import sys
 import time
 
@@ -35,7 +36,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from downlink import StepError, layout
-from downlink.checksum import sha256_file
+from downlink.checksum import HashingWriter, copy_hashed, sha256_file, sha256_prefix
 from downlink.fitsmeta import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
@@ -130,17 +131,18 @@ class HttpSource:
             raise StepError(f"{url}: manifest is not JSON: {exc}") from exc
 
     def fetch(self, night, name, part, size=None):
-        """Fetch into `part`, resuming it if present. Returns None, or a permanent-failure reason."""
+        """Fetch into `part`, resuming it if present. Returns (None or a permanent-failure reason,
+        the sha256 of the part file's bytes or None when unknown)."""
         url = f"{self.base}/{night}/{requests.utils.quote(name)}"
         have = os.path.getsize(part) if os.path.exists(part) else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
         with self.session.get(url, headers=headers, stream=True, timeout=TIMEOUT) as resp:
             if resp.status_code == 404:
-                return "listed in the manifest but not on the server (HTTP 404)"
+                return "listed in the manifest but not on the server (HTTP 404)", None
             if resp.status_code == 416:  # nothing left to fetch: the part file is complete (or too long)
                 if size is not None and have < size:
-                    return f"the server's copy ends at {have} bytes; the manifest says {size} (truncated on the server)"
-                return None
+                    return f"the server's copy ends at {have} bytes; the manifest says {size} (truncated on the server)", None
+                return None, None
             if resp.status_code not in (200, 206):
                 raise StepError(f"{url}: HTTP {resp.status_code}")
             offered = resp.headers.get("Content-Length")
@@ -148,7 +150,7 @@ class HttpSource:
             if size is not None and offered is not None and offered.isdigit() and start + int(offered) < size:
                 # The server declares less than the manifest: its copy is short, not our transfer.
                 return (f"the server's copy is {start + int(offered)} bytes; the manifest says {size} "
-                        "(truncated on the server)")
+                        "(truncated on the server)"), None
             mode = "ab" if resp.status_code == 206 else "wb"
             if start:
                 print(f"{name}: resuming at byte {start}")
@@ -156,16 +158,17 @@ class HttpSource:
             expected = (size - start) if size is not None else int(offered or 0)
             deadline = self.limit.deadline(expected, began)
             got = 0
-            with open(part, mode) as fh:
+            with open(part, mode) as raw_fh:
+                fh = HashingWriter(raw_fh, sha256_prefix(part) if start else None)
                 for block in resp.iter_content(CHUNK):
                     fh.write(block)
                     got += len(block)
                     if time.monotonic() > deadline and got < expected:
-                        fh.flush()
+                        raw_fh.flush()
                         raise self.limit.too_slow(got, expected, time.monotonic() - began)
-                fh.flush()
-                os.fsync(fh.fileno())
-        return None
+                raw_fh.flush()
+                os.fsync(raw_fh.fileno())
+        return None, fh.hexdigest()
 
 
 class DirectorySource:
@@ -190,9 +193,10 @@ class DirectorySource:
     def fetch(self, night, name, part, size=None):
         src = os.path.join(self.root, str(night), name)
         if not os.path.exists(src):
-            return "listed in the manifest but not in the source folder"
-        shutil.copyfile(src, part)
-        return None
+            return "listed in the manifest but not in the source folder", None
+        with open(part, "wb") as fh:
+            digest = copy_hashed(src, fh)
+        return None, digest
 
 
 def make_source(spec):
@@ -206,12 +210,13 @@ def already_held(path, sha256):
     return os.path.exists(path) and sha256_file(path) == sha256
 
 
-def verify(part, entry):
-    """None if the fetched bytes are the manifest's file and valid FITS, else the reason."""
+def verify(part, entry, digest=None):
+    """None if the fetched bytes are the manifest's file and valid FITS, else the reason.
+    digest: the sha256 computed while the bytes were written (read again when unknown)."""
     size = os.path.getsize(part)
     if size != entry["size"]:
         return f"size {size} bytes, the manifest says {entry['size']}"
-    digest = sha256_file(part)
+    digest = digest or sha256_file(part)
     if digest != entry["sha256"].lower():
         return f"sha256 {digest} does not match the manifest's {entry['sha256'].lower()}"
     try:
@@ -249,7 +254,7 @@ def download_night(source, night):
             continue
         part = os.path.join(staging, name + ".part")
         try:
-            reason = source.fetch(night, name, part, entry["size"])
+            reason, digest = source.fetch(night, name, part, entry["size"])
         except TooSlow as exc:
             pending[name] = str(exc)
             continue
@@ -269,7 +274,7 @@ def download_night(source, night):
             # enforce Content-Length): keep the part file, and the retry resumes it.
             interrupted.append(f"{name}: {os.path.getsize(part)} of {entry['size']} bytes received")
             continue
-        reason = reason or verify(part, entry)
+        reason = reason or verify(part, entry, digest)
         if reason:
             quarantine(night, name, "download", reason, src=part)
             counts["quarantined"] += 1

@@ -1,23 +1,30 @@
 """`downlink index --night YYYY-MM-DD`: every archived file's headers into the archive database.
 
-One row per file of raw/<night>/ in `observations` (see migrations/0002), bulk-loaded with COPY
-into a temporary table and upserted on the file's path, so a rerun adds no duplicates. A file
-whose headers cannot be read is recorded in `quarantine` (stage index) and the rest go on.
+One row per file of raw/<night>/ in `observations` (see migrations/0002 and 0003, and
+docs/observation-index.md), bulk-loaded with COPY into a temporary table and upserted on the
+file's path, so a rerun adds no duplicates. Files are described by a pool of processes, one per
+CPU (fitsmeta.describe reads each file's headers once); the sha256 is the one the archive step
+recorded (checksum.py), computed only for files it did not record. A file that cannot be read, for
+whatever reason, is recorded in `quarantine` (stage index) with that reason and the rest go on.
 The night's quarantine records (reason files) are copied into the `quarantine` table here too.
 Exit codes: 0 done; 1 failure (reason on stderr, e.g. database unreachable); 2 bad usage.
 """
+import multiprocessing
 import os
 
 from psycopg.types.json import Jsonb
 
 from downlink import StepError, db, layout, runinfo
-from downlink.checksum import sha256_file
+from downlink.checksum import recorded, sha256_file
 from downlink.fitsmeta import describe
-from downlink.quarantine import quarantine, records
+from downlink.quarantine import quarantine, records, release
 
 COLUMNS = ("path", "filename", "night", "sha256", "size_bytes", "instrument", "telescope", "imagetyp",
-           "imagetyp_raw", "object", "filter", "exptime", "date_obs", "mjd", "ra", "dec", "coord_source",
-           "airmass", "naxis1", "naxis2", "n_ext", "header", "notes", "run_id")
+           "imagetyp_raw", "object", "filter", "exptime", "date_obs", "date_precision", "date_end", "mjd", "ra", "dec",
+           "coord_source", "native_frame", "s_region", "s_fov", "airmass", "naxis1", "naxis2", "n_ext", "header",
+           "notes", "run_id")
+# Below this many files a pool costs more (starting processes) than it saves.
+POOL_MIN_FILES = 64
 QUARANTINE_COLUMNS = ("night", "filename", "stage", "reason", "sha256", "path", "run_id")
 
 
@@ -27,19 +34,44 @@ def add_parser(sub):
     return p
 
 
+def describe_one(path):
+    """(path, row or None, reason or None): one file's description, never an exception."""
+    try:
+        return path, describe(path), None
+    except StepError as exc:
+        return path, None, str(exc).replace(path, os.path.basename(path))
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the night
+        return path, None, f"{os.path.basename(path)}: cannot be described: {type(exc).__name__}: {exc}"
+
+
+def described(paths):
+    """describe_one of every path, in order, over a process pool when there are many."""
+    workers = len(os.sched_getaffinity(0))
+    if workers < 2 or len(paths) < POOL_MIN_FILES:
+        return map(describe_one, paths)
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        return pool.map(describe_one, paths, chunksize=max(1, min(64, len(paths) // (8 * workers))))
+    finally:
+        pool.close()
+        pool.join()
+
+
 def describe_files(night, paths):
     """(rows, rejected): one row dict per readable file; unreadable ones are quarantined."""
     rows, rejected = [], 0
-    for path in paths:
+    digests = recorded(os.path.dirname(paths[0])) if paths else {}
+    refused_before = {r["filename"] for r in records(night) if r.get("stage") == "index"}
+    for path, meta, reason in described(paths):
         name = os.path.basename(path)
-        digest = sha256_file(path)
-        try:
-            meta = describe(path)
-        except StepError as exc:
+        digest = digests.get(name) or sha256_file(path)
+        if meta is None:
             # The archived bytes stay where they are (the archive is never rewritten); the reason is recorded.
-            quarantine(night, name, "index", str(exc).replace(path, name), sha256=digest)
+            quarantine(night, name, "index", reason, sha256=digest)
             rejected += 1
             continue
+        if name in refused_before:  # readable now (a newer indexer): the old refusal no longer holds
+            release(night, name, "index")
         meta["header"] = Jsonb(meta["header"])
         rows.append({**meta, "path": layout.relative(path), "filename": name, "night": night,
                      "sha256": digest, "size_bytes": os.path.getsize(path), "run_id": runinfo.run_id()})

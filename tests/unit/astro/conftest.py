@@ -4,6 +4,7 @@ import os
 import pytest
 
 REAL_FITS = os.environ.get("DOWNLINK_REAL_FITS", "/fits")
+REAL_FITS_MORE = os.environ.get("DOWNLINK_REAL_FITS_MORE", "/fits-more")
 
 
 @pytest.fixture
@@ -15,9 +16,20 @@ def data_root(tmp_path, monkeypatch):
     return root
 
 
+def mounted(folder, shared):
+    # Missing test data is a failure, not a skip: a run without the real files tests nothing real.
+    if not os.path.isdir(folder) or not os.listdir(folder):
+        pytest.fail(f"real FITS files not mounted at {folder} (make test-unit-astro mounts ../shared/data/{shared})")
+    return folder
+
+
 @pytest.fixture
 def real_fits():
     """The real files of ../shared/data/fits (mounted at /fits by make test-unit-astro)."""
-    if not os.path.isdir(REAL_FITS):
-        pytest.skip(f"real FITS files not mounted at {REAL_FITS}")
-    return REAL_FITS
+    return mounted(REAL_FITS, "fits")
+
+
+@pytest.fixture
+def real_fits_more():
+    """The real files of ../shared/data/fits-more (mounted at /fits-more by make test-unit-astro)."""
+    return mounted(REAL_FITS_MORE, "fits-more")

@@ -60,7 +60,7 @@ def test_sexagesimal_pointing_keywords(real_fits):
 def test_date_without_time_takes_the_time_keyword(real_fits):
     row = describe(real(real_fits, "saao1m_ste3_a8280271_object.fits"))
     assert row["date_obs"].hour == 0 and row["date_obs"].minute == 57
-    assert any("time taken from UT" in n for n in row["notes"])
+    assert any("time of day from UT" in n for n in row["notes"])
 
 
 def test_truncated_file_is_detected(tmp_path):
@@ -95,4 +95,4 @@ def test_image_types_are_normalised(raw, kind):
 def test_unreadable_date_is_not_guessed():
     notes = []
     assert parse_date_obs([fits.Header({"DATE-OBS": "yesterday"})], notes) is None
-    assert any("without guessing" in n for n in notes)
+    assert any("unreadable: not an ISO 8601 date" in n for n in notes) and len(notes) == 1

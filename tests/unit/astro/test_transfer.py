@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from downlink import StepError, archive, download, quarantine
+from downlink import StepError, archive, checksum, download, quarantine
+from downlink.checksum import sha256_file
 
 NIGHT = "2026-01-02"
 
@@ -47,7 +48,9 @@ def test_directory_source_downloads_verifies_and_archives(tmp_path, data_root):
             lie={"b.fits": "0" * 64})
     counts, arch = run_both(src)
     assert counts == {"listed": 3, "downloaded": 1, "skipped": 0, "quarantined": 2}
-    assert sorted(os.listdir(data_root / "raw" / NIGHT)) == ["a.fits"]
+    # the archive holds a.fits and the record of its sha256 (checksum.py), which the index step reads
+    assert sorted(os.listdir(data_root / "raw" / NIGHT)) == [".sha256.json", "a.fits"]
+    assert checksum.recorded(str(data_root / "raw" / NIGHT)) == {"a.fits": sha256_file(data_root / "raw" / NIGHT / "a.fits")}
     reasons = {r["filename"]: r["reason"] for r in quarantine.records(NIGHT)}
     assert "does not match the manifest" in reasons["b.fits"]
     assert "not a readable FITS file" in reasons["junk.fits"]
