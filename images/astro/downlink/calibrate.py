@@ -218,6 +218,12 @@ def run(args):
     mem_limit = int(args.mem_limit_mb * 1024 * 1024)
     totals = {"reduced": 0, "quarantined": 0}
     with db.connect() as conn:
+        # A science frame with no 2-D image (a 1-D spectrum, a table) has nothing to reduce: said
+        # so, rather than skipped unaccounted (diagnostics counts every science frame).
+        for (filename,) in conn.execute("SELECT filename FROM observations WHERE night = %s AND imagetyp = 'object'"
+                                        " AND naxis1 IS NULL ORDER BY filename", (night,)).fetchall():
+            quarantine(night, filename, "calibrate", "cannot be reduced: no 2-D image (a spectrum or a table)")
+            totals["quarantined"] += 1
         for setup, frames in sorted(night_frames(conn, night).items()):
             made = build_masters(conn, night, setup, frames, mem_limit)
             conn.commit()  # masters are usable by later setups and runs even if a reduction fails
