@@ -12,6 +12,7 @@ Try a threshold by hand: `airflow dags trigger diagnostics --conf '{"min_free_gb
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
+
 from downlink_airflow.alerts import failure_notifier
 from downlink_airflow.config import Settings
 from downlink_airflow.registry_dags import timetable
@@ -46,6 +47,7 @@ with DAG(
     @task(task_id="airflow_and_images")
     def airflow_and_images():
         from airflow.sdk import Variable
+
         from downlink_airflow.health import run_checks
 
         tag = Variable.get("downlink_image_tag", default=settings.image_tag)

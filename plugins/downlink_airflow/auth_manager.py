@@ -22,11 +22,6 @@ import threading
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.responses import HTMLResponse
-from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-
 from airflow.api_fastapi.app import AUTH_MANAGER_FASTAPI_APP_PREFIX
 from airflow.api_fastapi.auth.managers import simple as simple_package
 from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
@@ -35,6 +30,10 @@ from airflow.api_fastapi.auth.managers.simple.datamodels.login import LoginBody,
 from airflow.api_fastapi.auth.managers.simple.utils import parse_login_body
 from airflow.api_fastapi.common.router import AirflowRouter
 from airflow.configuration import conf
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 
 from downlink_airflow import account_passwords, account_roles, account_store, login_throttle
 

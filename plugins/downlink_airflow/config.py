@@ -3,7 +3,6 @@ docker-compose.yaml), each with a default that works in the bundled stack."""
 import os
 from dataclasses import dataclass, field
 
-
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
 FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
                       "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS")

@@ -14,11 +14,10 @@ import html
 import os
 import re
 
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 NIGHT = re.compile(r"\d{4}-\d{2}-\d{2}")  # always fullmatch (`$` would let "...\n" through)
 FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|png|json)")

@@ -4,12 +4,12 @@ call."""
 import hashlib
 import re
 
-from docker import errors as docker_errors
-from docker.types import Mount
-
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowFailException
+from docker import errors as docker_errors
+from docker.types import Mount
+
 from downlink_airflow.config import Settings
 
 DATA_DIR = "/data"

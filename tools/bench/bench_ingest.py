@@ -243,7 +243,7 @@ def main():
                      [f"rerun of the step (fresh container) on the {small:,}-file night: upserts, no duplicate rows "
                       "(checked)", f"{rerun:.1f} s, {small / rerun:,.0f} files/s"],
                      ["file mix (fitsgen.py)", mix],
-                     [f"data generated", f"{total_bytes / 1e6:.0f} MB in {big:,} files (deleted afterwards)"],
+                     ["data generated", f"{total_bytes / 1e6:.0f} MB in {big:,} files (deleted afterwards)"],
                      ["load average at start / end", f"{load_start} / {load_end}"]]}],
         "plots": [PLOT],
         "notes": NOTES,

@@ -32,7 +32,7 @@ def plain(value):
 def describe_path(path):
     from downlink import StepError
     from downlink.checksum import sha256_file
-    from downlink.fitsmeta import describe, verify_fits
+    from downlink.fitsmeta import verify_fits
 
     shown = {"file": path}
     if not os.path.isfile(path):

@@ -70,7 +70,7 @@ def file_checks(night, conn):
         lost = [n for n in missing if n not in slow]
         results.append(check("files_accounted", not missing,
                              f"{len(listed)} listed = {len(listed & raw)} archived + {len(listed & rejected - raw)} quarantined"
-                             + (f"; still transferring: " + "; ".join(f"{n} ({r})" for n, r in slow.items()) if slow else "")
+                             + ("; still transferring: " + "; ".join(f"{n} ({r})" for n, r in slow.items()) if slow else "")
                              + (f"; missing: {lost}" if lost else ""),
                              listed=len(listed), archived=len(listed & raw), quarantined=len(listed & rejected - raw),
                              missing=missing, pending=slow))

@@ -19,8 +19,7 @@ import warnings
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import (FK4, FK5, ICRS, Angle, BarycentricMeanEcliptic, FK4NoETerms, Galactic, SkyCoord,
-                                 Supergalactic, angular_separation)
+from astropy.coordinates import FK4, FK5, ICRS, Angle, BarycentricMeanEcliptic, FK4NoETerms, Galactic, SkyCoord, Supergalactic, angular_separation
 from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame

@@ -18,7 +18,6 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import erfa
-
 from astropy import units as u
 from astropy.time import Time, TimeDelta
 

@@ -80,7 +80,7 @@ def describe_files(night, paths):
 
 def upsert_observations(conn, rows):
     cols = ", ".join(COLUMNS)
-    conn.execute(f"CREATE TEMP TABLE obs_load (LIKE observations INCLUDING DEFAULTS) ON COMMIT DROP")
+    conn.execute("CREATE TEMP TABLE obs_load (LIKE observations INCLUDING DEFAULTS) ON COMMIT DROP")
     with conn.cursor().copy(f"COPY obs_load ({cols}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[c] for c in COLUMNS])

@@ -52,9 +52,9 @@ def test_step_thresholds_are_forwarded_but_not_secrets():
 from types import SimpleNamespace  # noqa: E402
 
 import pytest  # noqa: E402
-
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
 from airflow.providers.docker.operators.docker import DockerOperator  # noqa: E402
+
 from downlink_airflow import steps  # noqa: E402
 
 
@@ -118,6 +118,7 @@ def test_out_of_memory_reruns_one_rung_up_until_it_fits(ladder):
 
 def test_out_of_memory_at_the_ceiling_fails_without_retries_and_says_so(ladder):
     from airflow.sdk.exceptions import AirflowFailException
+
     from downlink_airflow.alerts import describe_failure
 
     op, cli = ladder("64m", "128m", 10 ** 12)
