@@ -82,7 +82,7 @@ def parse_body(body):
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     except UnicodeDecodeError:
-        raise BodyError("the body is not UTF-8")
+        raise BodyError("the body is not UTF-8") from None
 
     def no_constants(name):
         raise BodyError(f"{name} is not JSON")
@@ -91,9 +91,9 @@ def parse_body(body):
     except (BodyError, Refused):
         raise
     except ValueError as e:
-        raise BodyError(f"the body is not JSON: {e}")
+        raise BodyError(f"the body is not JSON: {e}") from None
     except RecursionError:
-        raise BodyError("the body is nested too deeply")
+        raise BodyError("the body is nested too deeply") from None
     if not isinstance(data, Obj):
         raise BodyError("the body must be a JSON object")
     _no_surrogates(data)
@@ -541,7 +541,7 @@ def check_user(image, user, config, image_user):
         default = image_user(image)
     except Exception as e:  # the engine could not be asked: refuse rather than guess
         raise Refused("root", f"no User given and the user of image {image!r} "
-                      f"could not be looked up ({e}) (PROXY_DENY_ROOT)")
+                      f"could not be looked up ({e}) (PROXY_DENY_ROOT)") from None
     if default is None:
         return  # no such image: the engine will answer 404
     if default == "" or is_root_user(default):

@@ -53,9 +53,9 @@ import time
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import docker_proxy_policy as policy  # noqa: E402
-
 import h11  # noqa: E402
+
+import docker_proxy_policy as policy  # noqa: E402
 
 MAX_HEAD = 64 * 1024
 # The engine's API version range is asked once and kept this long (an engine upgrade is seen).
@@ -206,7 +206,7 @@ class Upstream:
             try:
                 event = self.conn.next_event()
             except h11.RemoteProtocolError as e:
-                raise HttpError(502, f"malformed response from the Docker engine: {e}", "upstream")
+                raise HttpError(502, f"malformed response from the Docker engine: {e}", "upstream") from None
             if event is h11.NEED_DATA and block:
                 self.feed(self.sock.recv(65536))
                 continue
@@ -244,7 +244,7 @@ def read_request(client, max_body, allow_body):
                 event = conn.next_event()
             except h11.RemoteProtocolError as e:
                 status = e.error_status_hint if e.error_status_hint in (400, 413, 431, 501) else 400
-                raise HttpError(status, f"malformed request: {e}", "malformed")
+                raise HttpError(status, f"malformed request: {e}", "malformed") from None
             if event is h11.NEED_DATA:
                 data = client.recv(65536)
                 if not data and request is None and not conn.trailing_data[0]:
@@ -324,7 +324,7 @@ class Proxy:
                     delay = min(delay * 2, 0.2)
                     continue
                 raise HttpError(502, f"the Docker engine at {self.settings.upstream} is unreachable: "
-                                f"{e.strerror or e}", "upstream")
+                                f"{e.strerror or e}", "upstream") from None
 
     def upstream_get(self, path, limit=16 * 1024 * 1024):
         """(status, parsed JSON body or None) of a GET on the engine, for the proxy's own lookups."""
@@ -342,7 +342,7 @@ class Proxy:
             except ValueError:
                 return event.status_code, None
         except (OSError, h11.ProtocolError) as e:
-            raise HttpError(502, f"the Docker engine failed: {e}", "upstream")
+            raise HttpError(502, f"the Docker engine failed: {e}", "upstream") from None
         finally:
             up.close()
 
@@ -358,7 +358,7 @@ class Proxy:
                 raise ValueError(f"status {status}")
             found = (policy.parse_version(info["MinAPIVersion"]), policy.parse_version(info["ApiVersion"]))
         except (ValueError, KeyError, TypeError) as e:
-            raise HttpError(502, f"the Docker engine did not tell its API versions ({e})", "upstream")
+            raise HttpError(502, f"the Docker engine did not tell its API versions ({e})", "upstream") from None
         with self._api_lock:
             self._api_range = (now, found)
         return found
@@ -495,7 +495,7 @@ class Proxy:
                         *([h11.Data(data=body)] if body else []), h11.EndOfMessage())
                 event = self.await_response(up, client, pending, attach)
             except (OSError, h11.ProtocolError) as e:
-                raise HttpError(502, f"the Docker engine closed the connection or failed: {e}", "upstream")
+                raise HttpError(502, f"the Docker engine closed the connection or failed: {e}", "upstream") from None
             client.settimeout(None)
             status = event.status_code
             content_type = b"".join(v for n, v in event.headers if n == b"content-type")

@@ -6,6 +6,8 @@ import json
 import socket
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import PROXY_DIR  # noqa: F401  (puts the proxy's code on sys.path)
 
@@ -280,8 +282,6 @@ def test_queries_and_versions(proxy, go_engine, target, rule):
 # Fuzz: bodies with repeated keys, case variants, nesting and host fields anywhere; whatever the
 # proxy forwards must decode (Go's way) into something within the allow-list.
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 DANGEROUS = [
     ("Privileged", True), ("Binds", ["/:/host"]), ("PidMode", "host"), ("IpcMode", "host"),

@@ -15,7 +15,6 @@ import time
 import pytest
 
 from conftest import PROXY_DIR  # noqa: F401  (puts the proxy's code on sys.path)
-import proxy as proxy_server
 
 PRIVILEGED = json.dumps({"Image": "downlink/astro:1", "HostConfig": {"Privileged": True}}).encode()
 GOOD = json.dumps({"Image": "downlink/astro:1", "Env": ["SECRET=hunter2"],
