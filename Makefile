@@ -114,8 +114,8 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 # summaries: build/logs/test/.
 test: build browser $(VENV)/.done env  ## run every test: unit (in the images), then the end-to-end stacks in parallel
 	@$(MAKE) --no-print-directory lint test-unit-astro test-unit-airflow test-unit-docker-proxy
-	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g)") \
-	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery"
+	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
+	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
 
 lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
 	$(VENV)/bin/ruff check --no-cache .
@@ -174,16 +174,19 @@ E2E_PROJECT_main := downlink-test
 E2E_PORTS_main := 18080 11080 15433
 E2E_PROJECT_faults := downlink-test-faults
 E2E_PORTS_faults := 18280 11280 15633
+# BUILT=1: the caller (make test, make test-e2e) has built the images and written .env already, so
+# the stacks started at once do not all rebuild and rewrite them.
+E2E_PREREQS = $(if $(BUILT),,build env) $(VENV)/.done
 e2e-env = DOWNLINK_E2E_PROJECT=$(E2E_PROJECT_$(1)) DOWNLINK_E2E_WEB_PORT=$(word 1,$(E2E_PORTS_$(1))) \
   DOWNLINK_E2E_MAIL_PORT=$(word 2,$(E2E_PORTS_$(1))) DOWNLINK_E2E_DB_PORT=$(word 3,$(E2E_PORTS_$(1)))
 
 test-e2e: build browser $(VENV)/.done env  ## end-to-end tests: the e2e stacks (projects downlink-test, downlink-test-faults) at once
-	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g)")
+	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1")
 
-test-e2e-main: build browser $(VENV)/.done env
+test-e2e-main: $(E2E_PREREQS) browser
 	$(call e2e-env,main) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e $(foreach m,$(E2E_FAULTS_MODULES),--ignore=$(m))
 
-test-e2e-faults: build $(VENV)/.done env
+test-e2e-faults: $(E2E_PREREQS)
 	$(call e2e-env,faults) $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) $(E2E_FAULTS_MODULES)
 
 # The compose projects the e2e targets use (.ci/run tears each one down).
@@ -191,7 +194,7 @@ e2e-projects:
 	@echo $(foreach g,$(E2E_GROUPS),$(E2E_PROJECT_$(g))) downlink-test-celery
 
 # Its own stack (project downlink-test-celery): CeleryExecutor with two workers; spread and failover.
-test-e2e-celery: build $(VENV)/.done env  ## two Celery workers: a night spread over both, one killed mid-run
+test-e2e-celery: $(E2E_PREREQS)  ## two Celery workers: a night spread over both, one killed mid-run
 	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e_celery
 
 # make bench [ONLY=name1,name2]: the issue 7/8 benchmarks (tools/bench), then docs/benchmarks.md.
