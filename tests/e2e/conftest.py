@@ -167,6 +167,19 @@ def wait_for_gate(stack, run_id, name, timeout=300):
         time.sleep(1)
 
 
+def wait_for_retry_running(stack, ti_path, timeout=600):
+    """Until the task instance at `ti_path` runs a second (or later) try: the retry of a lost try."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        ti = stack.api.get(ti_path)
+        if ti["try_number"] >= 2 and ti["state"] == "running":
+            return ti
+        assert time.monotonic() < deadline, f"no retry running within {timeout} s: {ti}"
+        time.sleep(2)
+
+
 def release_gate(stack, run_id, name):
     stack.on_data("touch", f"/data/work/gates/{run_id}.{name}.release", user="0:0")
 

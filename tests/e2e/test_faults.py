@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from conftest import gate_command, probe_chains, release_gate, wait_for_gate
+from conftest import gate_command, probe_chains, release_gate, wait_for_gate, wait_for_retry_running
 from test_alerts import mails_about, wait_for_mails
 
 ALLOCATE = "python3 -c \"x = bytearray({mb} * 1024 * 1024); print('allocated {mb} MB')\""
@@ -230,13 +230,7 @@ def test_scheduler_killed_mid_run_the_run_completes_and_the_effect_happens_once(
     stack.compose("start", "scheduler")
     # The lost try is noticed after the heartbeat timeout; its retry adopts the running container,
     # and only then does the step finish.
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        ti = stack.api.get(path)
-        if ti["try_number"] >= 2 and ti["state"] == "running":
-            break
-        time.sleep(2)
-    assert ti["try_number"] >= 2 and ti["state"] == "running", ti
+    wait_for_retry_running(stack, path)
     release_gate(stack, run_id, "slow_effect")
     assert stack.api.wait_for_run("restart_probe", run_id, timeout=600) == "success"
     ti = stack.api.get(path)

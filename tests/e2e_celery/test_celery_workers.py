@@ -7,7 +7,7 @@ import time
 import uuid
 
 import pytest
-from e2e_base import gate_command, probe_chains, release_gate, wait_for_gate
+from e2e_base import gate_command, probe_chains, release_gate, wait_for_gate, wait_for_retry_running
 
 NIGHT = "2026-11-24"
 PROBE = {
@@ -92,13 +92,7 @@ def test_a_worker_killed_mid_step_the_other_finishes_the_run_once(stack, probes)
     assert victim in hosts, (victim, hosts)
     subprocess.run(["docker", "kill", hosts[victim]], check=True, capture_output=True)
     # The lost try is noticed after the heartbeat timeout; its retry adopts the running container.
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        ti = stack.api.get(path)
-        if ti["try_number"] >= 2 and ti["state"] == "running":
-            break
-        time.sleep(2)
-    assert ti["try_number"] >= 2 and ti["state"] == "running", ti
+    wait_for_retry_running(stack, path)
     release_gate(stack, run_id, "fo_calibrate")
 
     assert stack.api.wait_for_run("failover_probe", run_id, timeout=600) == "success"
