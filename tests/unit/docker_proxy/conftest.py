@@ -149,3 +149,17 @@ def go_engine(go_engine_binary, tmp_path):
     e = GoEngine(go_engine_binary, tmp_path / "go-engine.sock")
     yield e
     e.stop()
+
+
+def exchange(port, raw, shutdown=False, timeout=10):
+    """Send raw bytes to 127.0.0.1:port on one connection, read until the peer closes; the bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        if shutdown:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk

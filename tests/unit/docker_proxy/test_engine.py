@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ProxyProcess, free_port, wait_listening
+from conftest import ProxyProcess, exchange, free_port, wait_listening
 
 SOCKET = os.environ.get("DOCKER_PROXY_TEST_SOCKET", "/var/run/docker.sock")
 if not os.path.exists(SOCKET):
@@ -310,15 +310,7 @@ SMUGGLE = {"org.downlink.test": f"docker-proxy-{RUN}", "org.downlink.smuggled": 
 
 def raw_exchange(proxy, data, timeout=30):
     """Raw bytes to the proxy on one connection; everything it answers until it closes."""
-    import socket
-    with socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out
-            out += chunk
+    return exchange(proxy.port, data, timeout=timeout)
 
 
 def raw_post(path, body):

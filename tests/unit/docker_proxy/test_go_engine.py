@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PROXY_DIR  # noqa: F401  (puts the proxy's code on sys.path)
+from conftest import PROXY_DIR, exchange  # noqa: F401  (PROXY_DIR puts the proxy's code on sys.path)
 
 NET = "downlink-net"
 ENV = {"PROXY_ALLOWED_IMAGES": "downlink/", "PROXY_ALLOWED_NETWORKS": f"{NET},none",
@@ -31,16 +31,6 @@ STEP = {
 def proxy(go_engine, start_proxy):
     return start_proxy(go_engine.path, **ENV)
 
-
-def exchange(port, raw, timeout=10):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(raw)
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out
-            out += chunk
 
 
 def post(path, body, extra=b""):

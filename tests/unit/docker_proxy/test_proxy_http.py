@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import PROXY_DIR  # noqa: F401  (puts the proxy's code on sys.path)
+from conftest import PROXY_DIR, exchange  # noqa: F401  (PROXY_DIR puts the proxy's code on sys.path)
 
 PRIVILEGED = json.dumps({"Image": "downlink/astro:1", "HostConfig": {"Privileged": True}}).encode()
 GOOD = json.dumps({"Image": "downlink/astro:1", "Env": ["SECRET=hunter2"],
@@ -131,19 +131,6 @@ def engine(tmp_path):
 def proxy(engine, start_proxy):
     return start_proxy(engine.server_address, PROXY_REQUEST_TIMEOUT="2")
 
-
-def exchange(port, raw, shutdown=False, timeout=10):
-    """Send raw bytes, read until the proxy closes; the response bytes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(raw)
-        if shutdown:
-            s.shutdown(socket.SHUT_WR)
-        out = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out
-            out += chunk
 
 
 def status(response):
