@@ -7,7 +7,7 @@ TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
 COMPOSE := docker compose
 VENV := .venv
-PYTEST_FLAGS ?= -q -p no:cacheprovider -rs
+PYTEST_FLAGS ?= -q -p no:cacheprovider -rs --durations=15
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'

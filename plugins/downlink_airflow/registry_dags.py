@@ -105,11 +105,13 @@ def build_dag(chain, scripts, settings):
     return dag
 
 
-def build_dags(registry: Registry, settings=None):
-    """{dag_id: DAG} for every chain with at least one usable entry."""
+def build_dags(registry: Registry, settings=None, only=None):
+    """{dag_id: DAG} for every chain with at least one usable entry (`only`: that chain alone)."""
     settings = settings or Settings.from_env()
     dags = {}
     for name, chain in registry.chains.items():
+        if only is not None and name != only:
+            continue
         scripts = registry.chain_scripts(name)
         if scripts:
             dags[name] = build_dag(chain, scripts, settings)

@@ -69,3 +69,19 @@ def test_daily_chain_waits_for_its_next_tick(dagbag, monkeypatch, now):
     assert first.run_after > now
     assert first.run_after.hour == 11 and first.run_after.minute == 0
     assert first.run_after - now <= pendulum.duration(days=1)
+
+
+def test_a_task_parse_builds_only_its_own_chain():
+    """A task process parses registry_chains.py with Airflow's parsing context naming its DAG:
+    only that chain is built (the others cost every step their build time for nothing)."""
+    from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+
+    path = os.path.join(DAGS_FOLDER, "registry_chains.py")
+    everything = set(DagBag(dag_folder=path).dags)
+    assert {"daily_chain", "astro_env_check"} <= everything
+    with _airflow_parsing_context_manager(dag_id="astro_env_check", task_id="versions"):
+        task_bag = DagBag(dag_folder=path)
+    assert set(task_bag.dags) == {"astro_env_check"}
+    assert task_bag.import_errors == {}
+    assert [t.task_id for t in task_bag.dags["astro_env_check"].topological_sort()] == \
+        [t.task_id for t in DagBag(dag_folder=path).dags["astro_env_check"].topological_sort()]
