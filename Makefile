@@ -109,12 +109,14 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
 	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
 
-# `make test`: the unit suites, then the independent e2e stacks at once (each its own compose
-# project and ports; tools/parallel.sh prints each one's output whole when it ends). Logs and
-# summaries: build/logs/test/.
-test: build browser $(VENV)/.done env  ## run every test: unit (in the images), then the end-to-end stacks in parallel
-	@$(MAKE) --no-print-directory lint test-unit-astro test-unit-airflow test-unit-docker-proxy
-	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
+# `make test`: lint, then the unit suites (one after the other) and the independent e2e stacks
+# (each its own compose project and ports), all at once: the stacks spend their first minutes
+# starting up and waiting, which the unit suites fill. tools/parallel.sh prints each job's output
+# whole when it ends. Logs and summaries: build/logs/test/.
+test: build browser $(VENV)/.done env $(FAKE_ENGINE)  ## run every test: lint, then unit (in the images) and the end-to-end stacks in parallel
+	@$(MAKE) --no-print-directory lint
+	@tools/parallel.sh build/logs/test unit "$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy" \
+	  $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
 	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
 
 lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
