@@ -204,8 +204,9 @@ def main():
             json.dump({"times": [[m, n, v] for (m, n), v in times.items()], "rerun": rerun, "load_start": load_start,
                        "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}, fh)
     # The steps run as the image's own user, as in the stack: the data folder (made by root here)
-    # must be writable for them (download writes staging/, archive raw/).
-    os.chmod(data, 0o1777)
+    # must be writable for them (download writes staging/, archive raw/<night>/).
+    for folder in (data, os.path.join(data, "raw")):
+        os.chmod(folder, 0o1777)
     big_made, big_bytes, big_seconds = measure_bytes(net, data, dsn, 5 if args.quick else BIG_FILES)
     load_end = benchlib.loadavg()
     cleanup.run()
