@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from downlink_airflow.account_passwords import parse_hash
 from downlink_airflow.account_roles import ROLES
+from downlink_airflow.config import Settings
 
-DEFAULT_PATH = "/opt/airflow/accounts/users"
+DEFAULT_PATH = Settings.users_file  # the setting's default (DOWNLINK_USERS_FILE)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # always fullmatch: `$` lets "alice\n" through
 NAME_RULE = "1-64 characters: letters, digits and . _ @ - (not first)"
 HEADER = ("# Downlink accounts: name:role:password-hash (scrypt). Roles: " + ", ".join(ROLES) + ".\n"
@@ -37,7 +38,7 @@ class Account:
 
 
 def default_path():
-    return os.environ.get("DOWNLINK_USERS_FILE") or DEFAULT_PATH
+    return Settings.from_env().users_file
 
 
 def check_name(name):

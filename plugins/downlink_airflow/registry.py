@@ -472,5 +472,7 @@ def load_registry_text(text, source="registry.yaml", env=None):
 
 
 def default_path():
-    return os.environ.get("DOWNLINK_REGISTRY") or os.path.join(
+    from downlink_airflow.config import Settings
+
+    return Settings.from_env().registry or os.path.join(
         os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "/opt/airflow/dags"), "registry.yaml")

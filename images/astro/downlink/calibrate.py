@@ -45,8 +45,8 @@ def add_parser(sub):
     p = sub.add_parser("calibrate", help="build master calibrations and reduce science frames",
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    p.add_argument("--mem-limit-mb", type=float, default=float(os.environ.get("DOWNLINK_COMBINE_MEM_MB", "512")),
-                   help="memory limit of each combine (default %(default)s MB)")
+    p.add_argument("--mem-limit-mb", type=float, default=settings.current().combine_mem_mb,
+                   help="memory limit of each combine (default: $DOWNLINK_COMBINE_MEM_MB or %(default)s MB)")
     return p
 
 

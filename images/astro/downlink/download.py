@@ -35,13 +35,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from downlink import StepError, layout
+from downlink import StepError, layout, settings
 from downlink.checksum import HashingWriter, copy_hashed, sha256_file, sha256_prefix
 from downlink.fitsmeta import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
 
-DEFAULT_SOURCE = "http://archive-server:8080"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Small enough that a trickling transfer returns control often (each block is checked against
 # the minimum rate), large enough to cost little at full speed.
@@ -70,10 +69,10 @@ class RateLimit:
     """The slowest transfer accepted: it must average min_rate after a grace period."""
 
     def __init__(self, min_rate=None, grace=None):
-        env = os.environ
-        self.setting = env.get("DOWNLINK_MIN_TRANSFER_RATE", "10k") if min_rate is None else str(min_rate)
+        current = settings.current() if min_rate is None or grace is None else None
+        self.setting = current.min_transfer_rate if min_rate is None else str(min_rate)
         self.min_rate = parse_rate(self.setting)
-        self.grace = float(env.get("DOWNLINK_TRANSFER_GRACE_SECONDS", "60") if grace is None else grace)
+        self.grace = current.transfer_grace_seconds if grace is None else float(grace)
 
     def deadline(self, nbytes, start):
         return float("inf") if self.min_rate <= 0 else start + self.grace + nbytes / self.min_rate
@@ -88,8 +87,13 @@ def add_parser(sub):
     p = sub.add_parser("download", help="fetch the night's new files from the archive source", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    p.add_argument("--source", default=os.environ.get("DOWNLINK_SOURCE", DEFAULT_SOURCE),
-                   help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
+    now = settings.current()
+    p.add_argument("--source", default=now.source, help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
+    p.add_argument("--min-transfer-rate", default=now.min_transfer_rate,
+                   help="bytes/s (k, M suffixes; 0: no minimum) a transfer must keep after the grace period "
+                        "(default: $DOWNLINK_MIN_TRANSFER_RATE or %(default)s)")
+    p.add_argument("--transfer-grace-seconds", type=float, default=now.transfer_grace_seconds,
+                   help="how long a transfer may run before the minimum rate applies (default: $DOWNLINK_TRANSFER_GRACE_SECONDS or %(default)s)")
     return p
 
 
@@ -199,9 +203,9 @@ class DirectorySource:
         return None, digest
 
 
-def make_source(spec):
+def make_source(spec, limit=None):
     if re.match(r"^https?://", spec):
-        return HttpSource(spec)
+        return HttpSource(spec, limit)
     path = spec[len("file://"):] if spec.startswith("file://") else spec
     return DirectorySource(path)
 
@@ -316,5 +320,5 @@ def pending_transfers(night):
 
 def run(args):
     night = layout.parse_night(args.night)
-    download_night(make_source(args.source), night)
+    download_night(make_source(args.source, RateLimit(args.min_transfer_rate, args.transfer_grace_seconds)), night)
     return 0

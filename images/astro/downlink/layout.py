@@ -16,14 +16,14 @@ import datetime
 import os
 import re
 
-from downlink import StepError
+from downlink import StepError, settings
 
 NIGHT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 AREAS = ("staging", "raw", "quarantine", "masters", "reduced", "catalogs", "reports", "products", "work")
 
 
 def data_root():
-    return os.environ.get("DOWNLINK_DATA", "/data")
+    return settings.current().data_root
 
 
 def parse_night(text):

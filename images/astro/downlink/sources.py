@@ -36,7 +36,7 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from downlink import StepError, db, layout, runinfo
+from downlink import StepError, db, layout, runinfo, settings
 from downlink.calibrate import stem
 
 SEX = "source-extractor"
@@ -50,30 +50,26 @@ SATURATION_MARGIN = 0.9
 UNKNOWN_SATURATION = 1e20  # "never saturates"; SExtractor refuses 1e30 and above
 STAR_CLASS = 0.5
 
-MIN_SOURCES, MAX_FWHM_ARCSEC, MAX_SKY = 5, 3.0, 10000.0
-LIMIT_VARIABLES = (("min_sources", "DOWNLINK_QC_MIN_SOURCES", int, MIN_SOURCES),
-                   ("max_fwhm_arcsec", "DOWNLINK_QC_MAX_FWHM_ARCSEC", float, MAX_FWHM_ARCSEC),
-                   ("max_sky", "DOWNLINK_QC_MAX_SKY", float, MAX_SKY))
 
 
 def add_parser(sub):
     p = sub.add_parser("sources", help="SExtractor on reduced frames, with per-frame QC",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True, help="YYYY-MM-DD")
+    lim = limits()
+    p.add_argument("--min-sources", type=int, default=lim["min_sources"],
+                   help="QC: at least this many sources (default: $DOWNLINK_QC_MIN_SOURCES or %(default)s)")
+    p.add_argument("--max-fwhm-arcsec", type=float, default=lim["max_fwhm_arcsec"],
+                   help="QC: seeing FWHM at most this, arcsec (default: $DOWNLINK_QC_MAX_FWHM_ARCSEC or %(default)s)")
+    p.add_argument("--max-sky", type=float, default=lim["max_sky"],
+                   help="QC: sky background at most this, e-/pixel (default: $DOWNLINK_QC_MAX_SKY or %(default)s)")
     return p
 
 
 def limits(env=None):
-    """The QC limits: the module defaults, or the environment's values where set."""
-    env = os.environ if env is None else env
-    found = {}
-    for key, variable, kind, default in LIMIT_VARIABLES:
-        text = (env.get(variable) or "").strip()
-        try:
-            found[key] = kind(text) if text else default
-        except ValueError:
-            raise StepError(f"{variable}={text!r} is not a valid {kind.__name__}") from None
-    return found
+    """The QC limits (downlink.settings: its defaults, or the environment's values where set)."""
+    s = settings.Settings.from_env({k: v.strip() for k, v in (os.environ if env is None else env).items()})
+    return {"min_sources": s.qc_min_sources, "max_fwhm_arcsec": s.qc_max_fwhm_arcsec, "max_sky": s.qc_max_sky}
 
 
 def pixel_scale_arcsec(header):
@@ -226,7 +222,7 @@ def describe(name, qc, ok, reasons):
 
 def run(args):
     night = layout.parse_night(args.night)
-    lim = limits()
+    lim = {"min_sources": args.min_sources, "max_fwhm_arcsec": args.max_fwhm_arcsec, "max_sky": args.max_sky}
     with db.connect() as conn:
         frames = conn.execute("SELECT reduced_id, path FROM reduced_frames WHERE night = %s ORDER BY path",
                               (night,)).fetchall()
