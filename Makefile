@@ -88,7 +88,7 @@ restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INT
 	@tools/backup.sh restore "$(BACKUP)" $(if $(INTO_NEW),--into-new "$(INTO_NEW)")
 
 # The Airflow image with this checkout's dags/ and plugins/, for the registry tools.
-AIRFLOW_TOOL = docker run --rm --network none -e PYTHONPATH=/opt/airflow/plugins \
+AIRFLOW_TOOL = docker run --rm --network none \
 	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
 
 check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field

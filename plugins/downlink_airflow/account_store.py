@@ -12,8 +12,9 @@ import contextlib
 import fcntl
 import os
 import re
-import tempfile
 from dataclasses import dataclass
+
+import downlink_data
 
 from downlink_airflow.account_passwords import parse_hash
 from downlink_airflow.account_roles import ROLES
@@ -111,19 +112,7 @@ def render(accounts):
 
 def save(path, accounts):
     """Write atomically (temporary file in the same folder, then rename), mode 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".users-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render(accounts))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    downlink_data.atomic_write(path, render(accounts), mode=0o600, fsync=True)
 
 
 @contextlib.contextmanager

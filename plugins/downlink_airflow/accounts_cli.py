@@ -7,7 +7,6 @@ hashes are kept.
 Exit codes: 0 done; 1 refused (no such user, already exists, bad users file); 2 bad usage.
 """
 import argparse
-import os
 import sys
 
 from downlink_airflow import account_passwords, account_store

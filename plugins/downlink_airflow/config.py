@@ -97,7 +97,8 @@ class Settings:
     step_pids_limit: int = setting("DOWNLINK_STEP_PIDS_LIMIT", "1024", "the most processes (and threads) a step container may have", _count)
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
     # folder of the data volume, writable by every step).
-    raw_volume: str = setting("DOWNLINK_RAW_VOLUME", "", "the archive volume (/data/raw in steps; empty: a folder of the data volume); the stack sets <project>-raw")
+    raw_volume: str = setting("DOWNLINK_RAW_VOLUME", "",
+                              "the archive volume (/data/raw in steps; empty: a folder of the data volume); the stack sets <project>-raw")
     # The data-arrival trigger (dags/arrivals.py): on/off, how often it polls the source, and how
     # many recent nights it watches.
     arrivals_enabled: bool = setting("DOWNLINK_ARRIVALS", "true", "ingest new files as they arrive; false switches the watcher and the arrivals DAG off", flag)

@@ -5,13 +5,11 @@ checked in a step container: `downlink health`.)
 Each check returns (ok, message); `run_checks` raises one error listing every breach, so the
 failure mail says what is wrong and which threshold was crossed.
 """
-import os
 from datetime import datetime, timedelta, timezone
 
 import requests
 
 from downlink_airflow.config import Settings
-
 
 
 class HealthBreach(Exception):

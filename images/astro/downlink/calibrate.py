@@ -34,8 +34,9 @@ from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 from ccdproc import cosmicray_lacosmic, gain_correct, subtract_bias
 
-from downlink import db, layout, masters, runinfo
+from downlink import db, layout, masters, runinfo, settings
 from downlink.checksum import sha256_file
+from downlink.outputs import atomic_path
 from downlink.quarantine import quarantine, release
 
 BAD_RESPONSE = 0.5  # flat response below which a pixel is repaired from its neighbours
@@ -112,9 +113,8 @@ def write_reduced(path, ccd, provenance):
     header["BUNIT"] = "electron"
     header.update(provenance)
     header["DL_DATSH"] = hashlib.sha256(np.ascontiguousarray(data)).hexdigest()  # sha256 of the data array's bytes
-    tmp = path + ".tmp"
-    fits.PrimaryHDU(data, header=header).writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(data, header=header).writeto(tmp, overwrite=True)
 
 
 def night_frames(conn, night):

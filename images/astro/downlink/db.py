@@ -3,7 +3,6 @@
 Migrations are the files migrations/NNNN_name.sql, applied in order, each once, inside one
 transaction under an advisory lock, so concurrent steps never race to create a table.
 """
-import os
 import re
 from importlib import resources
 

@@ -15,7 +15,7 @@ import shutil
 
 from psycopg.types.json import Jsonb
 
-from downlink import StepError, db, layout, runinfo
+from downlink import StepError, db, layout, runinfo, settings
 from downlink.download import pending_transfers
 from downlink.quarantine import records
 

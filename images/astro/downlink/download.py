@@ -31,6 +31,7 @@ import re
 import sys
 import time
 
+import downlink_data
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -41,7 +42,6 @@ from downlink.fitsmeta import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Small enough that a trickling transfer returns control often (each block is checked against
 # the minimum rate), large enough to cost little at full speed.
 CHUNK = 1 << 14
@@ -98,16 +98,12 @@ def add_parser(sub):
 
 
 def check_manifest(manifest, where):
-    """The manifest's file list, each entry checked; a malformed manifest is a StepError."""
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, list):
-        raise StepError(f"{where}: not a manifest (no 'files' list)")
-    for i, entry in enumerate(files):
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                and isinstance(entry.get("size"), int) and entry["size"] >= 0
-                and isinstance(entry.get("sha256"), str) and SHA256.match(entry["sha256"].lower())):
-            raise StepError(f"{where}: entry {i} needs a name, a size >= 0 and a sha256: {entry!r}")
-    return files
+    """The manifest's file list, each entry checked (downlink_data, the contract the arrivals
+    trigger reads manifests by); a malformed manifest is a StepError."""
+    try:
+        return downlink_data.manifest_entries(manifest, where)
+    except downlink_data.ManifestError as exc:
+        raise StepError(str(exc)) from None
 
 
 class HttpSource:
@@ -183,14 +179,13 @@ class DirectorySource:
         folder = os.path.join(self.root, str(night))
         if not os.path.isdir(folder):
             raise StepError(f"{folder}: no such night folder in the archive source")
-        listed = os.path.join(folder, "manifest.json")
+        listed = os.path.join(folder, downlink_data.MANIFEST)
         if os.path.exists(listed):
             try:
-                with open(listed) as fh:
-                    return check_manifest(json.load(fh), listed)
-            except ValueError as exc:
-                raise StepError(f"{listed}: manifest is not JSON: {exc}") from exc
-        names = layout.files_in(folder)
+                return downlink_data.read_manifest(listed)
+            except downlink_data.ManifestError as exc:
+                raise StepError(str(exc)) from None
+        names = downlink_data.published_names(folder)
         return [{"name": n, "size": os.path.getsize(os.path.join(folder, n)),
                  "sha256": sha256_file(os.path.join(folder, n))} for n in names]
 

@@ -38,6 +38,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from downlink import StepError, db, layout, runinfo, settings
 from downlink.calibrate import stem
+from downlink.outputs import atomic_path
 
 SEX = "source-extractor"
 SEX_SHARE = "/usr/share/source-extractor"
@@ -162,19 +163,15 @@ def extract(image, catalog):
     scale = pixel_scale_arcsec(header)
     folder = os.path.dirname(catalog)
     os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{os.path.basename(catalog)}.{os.getpid()}.part")
     with tempfile.TemporaryDirectory(prefix="downlink-sources-") as tmp:
         params = os.path.join(tmp, "downlink.param")
         first = os.path.join(tmp, "first.cat")
         run_sextractor(image, sextractor_settings(first, params, SEEING_GUESS_ARCSEC, header), tmp)
         seeing = first_pass_seeing(read_ldac(first)[0], scale)
-        try:
+        with atomic_path(catalog) as partial:
+            os.unlink(partial)  # SExtractor creates it (run_sextractor checks that it did)
             run_sextractor(image, sextractor_settings(partial, params, seeing, header), tmp)
             sources, sex_header = read_ldac(partial)
-            os.replace(partial, catalog)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
     return sources, float(sex_header["SEXBKGND"]), scale
 
 

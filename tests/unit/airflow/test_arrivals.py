@@ -3,12 +3,9 @@ import asyncio
 import datetime
 import json
 import os
-import sys
 import types
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import arrivals  # noqa: E402
 from downlink_airflow.arrivals import ArrivalTrigger, pending_by_night, recent_nights  # noqa: E402

@@ -1,12 +1,9 @@
 """The script registry: reading, checking, and the DAGs built from it (runs in the Airflow image)."""
 import os
-import sys
 import textwrap
 from datetime import timedelta
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow.config import Settings  # noqa: E402
 from downlink_airflow.registry import RegistryError, load_registry, load_registry_text  # noqa: E402

@@ -448,7 +448,7 @@ def run_step(direct, airflow, proxy_url, image, mode="run"):
     (exit code, output)."""
     script = STEP_SCRIPT.format(run=RUN, image=image, url=proxy_url, volume=VOLUME, labels=LABELS)
     c = direct.create_container(
-        airflow, command=["python", "-c", script, mode], environment={"PYTHONPATH": "/opt/airflow/plugins"},
+        airflow, command=["python", "-c", script, mode],
         labels=LABELS, host_config=direct.create_host_config(
             network_mode="host", mounts=[Mount("/opt/airflow/plugins", str(ROOT / "plugins"), type="bind", read_only=True)]))
     try:
