@@ -1,6 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+.PHONY: test-unit-config test-unit-contract
 .PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
@@ -113,7 +114,7 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 # project and ports; tools/parallel.sh prints each one's output whole when it ends). Logs and
 # summaries: build/logs/test/.
 test: build browser $(VENV)/.done env  ## run every test: unit (in the images), then the end-to-end stacks in parallel
-	@$(MAKE) --no-print-directory lint test-unit-astro test-unit-airflow test-unit-docker-proxy
+	@$(MAKE) --no-print-directory lint test-unit-config test-unit-contract test-unit-astro test-unit-airflow test-unit-docker-proxy
 	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
 	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
 
@@ -121,7 +122,15 @@ lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
 	$(VENV)/bin/ruff check --no-cache .
 
 test-unit: build  ## unit tests and the DAG-integrity test
-	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
+	@$(MAKE) --no-print-directory test-unit-config test-unit-contract test-unit-astro test-unit-airflow test-unit-docker-proxy
+
+# docs/configuration.md against the two settings modules and the compose files (host, seconds).
+test-unit-config: $(VENV)/.done
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/config
+
+# The data-volume contract (downlink_data) as both images see the same files.
+test-unit-contract: $(VENV)/.done
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/contract
 
 # The proxy's policy and HTTP tests (against a fake engine in Go: Go's HTTP server and JSON
 # decoder, as the engine has), then the same proxy image against the real engine.
