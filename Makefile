@@ -118,8 +118,9 @@ test: build browser $(VENV)/.done env  ## run every test: unit (in the images), 
 	@tools/parallel.sh build/logs/test $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
 	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
 
-lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
+lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml), mypy over the packages (mypy.ini)
 	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/mypy
 
 test-unit: build  ## unit tests and the DAG-integrity test
 	@$(MAKE) --no-print-directory test-unit-config test-unit-contract test-unit-astro test-unit-airflow test-unit-docker-proxy
@@ -141,7 +142,7 @@ $(FAKE_ENGINE): tests/unit/docker_proxy/fake_engine/main.go
 	cd $(dir $<) && GOCACHE=$(CURDIR)/build/go-cache GO111MODULE=off go build -o $(CURDIR)/$@ main.go
 
 test-unit-docker-proxy: $(VENV)/.done $(FAKE_ENGINE)
-	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) FAKE_ENGINE=$(CURDIR)/$(FAKE_ENGINE) \
+	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) AIRFLOW_IMAGE=downlink/airflow:$(TAG) FAKE_ENGINE=$(CURDIR)/$(FAKE_ENGINE) \
 	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
@@ -164,11 +165,13 @@ test-unit-airflow:
 	  -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro" downlink/airflow:$(TAG) \
 	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags
 
-$(VENV)/.done: requirements.txt Makefile
+$(VENV)/.done: requirements.txt Makefile tools/pyproject.toml
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 mypy==2.4.1 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	@# tools/ modules (dagrun, publish_arrival) for the benchmarks and e2e tests: editable, so edits apply at once
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e tools >>build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser

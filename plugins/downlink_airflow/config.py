@@ -57,6 +57,15 @@ def _addresses(text, name):
     return addresses(text)
 
 
+def _slots(text, name):
+    """'' -> None (as declared); else a whole number >= 0."""
+    if text == "":
+        return None
+    if not text.strip().isdigit():
+        raise ValueError(f"{name}={text!r}: expected a whole number of slots")
+    return int(text)
+
+
 def setting(env, default, doc, parse=_text):
     """A field read from the environment variable `env`; `default` is the variable's text when
     unset (parsed like any other value), `doc` what it means."""
@@ -94,6 +103,10 @@ class Settings:
     memory_ceiling: str = setting("DOWNLINK_MEMORY_CEILING", "8g",
                                   "a step killed for memory is rerun with twice its memory, up to this (an entry's memory_max overrides it)")
     # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
+    # The pools are declared in dags/pools.json (downlink_airflow.pools); this overrides one.
+    heavy_slots: int | None = setting("DOWNLINK_HEAVY_SLOTS", "",
+                                      "slots of the Airflow pool heavy: how many heavy steps (registry queue: heavy) run at once, whatever the "
+                                      "executor (empty: as dags/pools.json declares, 2)", _slots)
     step_pids_limit: int = setting("DOWNLINK_STEP_PIDS_LIMIT", "1024", "the most processes (and threads) a step container may have", _count)
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
     # folder of the data volume, writable by every step).

@@ -123,3 +123,15 @@ def test_compose_adds_no_second_default_and_documents_its_own(airflow_settings, 
     for name, (side, _cell) in table.items():
         if side == "compose":
             assert name in mentioned, f"{name}: a compose setting that no compose file reads"
+
+
+def test_make_env_writes_only_documented_variables_and_no_defaults(table, airflow_settings, step_settings):
+    with open(os.path.join(ROOT, "tools", "make-env.sh"), encoding="utf-8") as fh:
+        text = fh.read()
+    written = re.findall(r"^\s*(?:default_var|set_var)\s+([A-Z][A-Z0-9_]*)\s", text, re.M)
+    assert written, "tools/make-env.sh: no variables found"
+    for name in written:
+        assert name in table, f"{name} (tools/make-env.sh) is missing from docs/configuration.md"
+        # Only generated secrets and the machine's facts: a default of a module's setting belongs there.
+        if name in airflow_settings or name in step_settings:
+            assert name in ("DOWNLINK_TAG", "DOWNLINK_ADMIN_PASSWORD"), f"{name}: tools/make-env.sh writes a default for a module's setting"
