@@ -57,8 +57,9 @@ def _addresses(text, name):
     return addresses(text)
 
 
-def _slots(text, name):
-    """'' -> None (as declared); else a whole number >= 0."""
+def slots(text, name):
+    """'' -> None (as declared); else a whole number >= 0. Checked where it is used
+    (downlink_airflow.pools, at airflow-init), so a bad value does not stop every DAG file."""
     if text == "":
         return None
     if not text.strip().isdigit():
@@ -104,9 +105,9 @@ class Settings:
                                   "a step killed for memory is rerun with twice its memory, up to this (an entry's memory_max overrides it)")
     # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
     # The pools are declared in dags/pools.json (downlink_airflow.pools); this overrides one.
-    heavy_slots: int | None = setting("DOWNLINK_HEAVY_SLOTS", "",
+    heavy_slots: str = setting("DOWNLINK_HEAVY_SLOTS", "",
                                       "slots of the Airflow pool heavy: how many heavy steps (registry queue: heavy) run at once, whatever the "
-                                      "executor (empty: as dags/pools.json declares, 2)", _slots)
+                                      "executor (empty: as dags/pools.json declares, 2)")
     step_pids_limit: int = setting("DOWNLINK_STEP_PIDS_LIMIT", "1024", "the most processes (and threads) a step container may have", _count)
     # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
     # folder of the data volume, writable by every step).

@@ -7,7 +7,7 @@ set, overrides the slots of the `heavy` pool.
 import json
 import sys
 
-from downlink_airflow.config import Settings
+from downlink_airflow.config import Settings, slots
 
 HEAVY = "heavy"
 
@@ -21,10 +21,11 @@ def declared(path, settings=None):
         if not (isinstance(pool, dict) and isinstance(pool.get("slots"), int) and pool["slots"] >= 0
                 and isinstance(pool.get("description"), str)):
             raise ValueError(f"{path}: pool {name!r} needs slots (a whole number >= 0) and a description")
-    if settings.heavy_slots is not None:
+    heavy = slots(settings.heavy_slots, "DOWNLINK_HEAVY_SLOTS")
+    if heavy is not None:
         if HEAVY not in pools:
             raise ValueError(f"{path}: no pool {HEAVY!r} for DOWNLINK_HEAVY_SLOTS")
-        pools[HEAVY] = {**pools[HEAVY], "slots": settings.heavy_slots}
+        pools[HEAVY] = {**pools[HEAVY], "slots": heavy}
     return pools
 
 

@@ -5,6 +5,6 @@ class StepError(Exception):
     """A failure the step reports as one clear line (and exit code 1), without a traceback."""
 
 
-from downlink.settings import current as _settings  # noqa: E402 (settings needs StepError)
+from downlink.settings import get as _setting  # noqa: E402 (settings needs StepError)
 
-__version__ = _settings().version
+__version__ = _setting("version")

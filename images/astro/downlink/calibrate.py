@@ -46,7 +46,7 @@ def add_parser(sub):
     p = sub.add_parser("calibrate", help="build master calibrations and reduce science frames",
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    p.add_argument("--mem-limit-mb", type=float, default=settings.current().combine_mem_mb,
+    p.add_argument("--mem-limit-mb", type=float, default=settings.get("combine_mem_mb"),
                    help="memory limit of each combine (default: $DOWNLINK_COMBINE_MEM_MB or %(default)s MB)")
     return p
 

@@ -42,9 +42,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
-    except StepError as exc:  # a setting that does not parse (downlink.settings): bad configuration
-        print(f"downlink: error: {exc}", file=sys.stderr)
-        return 2
+    except StepError as exc:  # a setting of this step that does not parse (downlink.settings)
+        print(f"downlink {argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0

@@ -30,7 +30,7 @@ def connect(dsn=None, migrate=True):
     """Open a psycopg connection to `archive` and bring its schema up to date."""
     import psycopg
 
-    dsn = dsn or settings.current().archive_dsn
+    dsn = dsn or settings.get("archive_dsn")
     if not dsn:
         raise StepError(f"{DSN_VARIABLE} is not set (e.g. postgresql://archive:PASSWORD@postgres:5432/archive)")
     try:

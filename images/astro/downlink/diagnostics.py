@@ -25,7 +25,7 @@ GB = 1024 ** 3
 def add_parser(sub):
     p = sub.add_parser("diagnostics", help="check disk, database and the night's counts", description=__doc__)
     p.add_argument("--night", required=True)
-    p.add_argument("--min-free-gb", type=float, default=settings.current().min_free_gb,
+    p.add_argument("--min-free-gb", type=float, default=settings.get("min_free_gb"),
                    help="free space each volume must keep (default: $DOWNLINK_MIN_FREE_GB or %(default)s)")
     return p
 

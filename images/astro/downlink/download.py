@@ -69,10 +69,9 @@ class RateLimit:
     """The slowest transfer accepted: it must average min_rate after a grace period."""
 
     def __init__(self, min_rate=None, grace=None):
-        current = settings.current() if min_rate is None or grace is None else None
-        self.setting = current.min_transfer_rate if min_rate is None else str(min_rate)
+        self.setting = settings.get("min_transfer_rate") if min_rate is None else str(min_rate)
         self.min_rate = parse_rate(self.setting)
-        self.grace = current.transfer_grace_seconds if grace is None else float(grace)
+        self.grace = settings.get("transfer_grace_seconds") if grace is None else float(grace)
 
     def deadline(self, nbytes, start):
         return float("inf") if self.min_rate <= 0 else start + self.grace + nbytes / self.min_rate
@@ -87,12 +86,11 @@ def add_parser(sub):
     p = sub.add_parser("download", help="fetch the night's new files from the archive source", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    now = settings.current()
-    p.add_argument("--source", default=now.source, help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
-    p.add_argument("--min-transfer-rate", default=now.min_transfer_rate,
+    p.add_argument("--source", default=settings.get("source"), help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
+    p.add_argument("--min-transfer-rate", default=settings.get("min_transfer_rate"),
                    help="bytes/s (k, M suffixes; 0: no minimum) a transfer must keep after the grace period "
                         "(default: $DOWNLINK_MIN_TRANSFER_RATE or %(default)s)")
-    p.add_argument("--transfer-grace-seconds", type=float, default=now.transfer_grace_seconds,
+    p.add_argument("--transfer-grace-seconds", type=float, default=settings.get("transfer_grace_seconds"),
                    help="how long a transfer may run before the minimum rate applies (default: $DOWNLINK_TRANSFER_GRACE_SECONDS or %(default)s)")
     return p
 

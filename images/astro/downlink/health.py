@@ -25,9 +25,9 @@ def add_parser(sub):
                        description=__doc__, formatter_class=_raw())
     p.add_argument("--volume", action="append", default=None, metavar="NAME=PATH",
                    help="a mounted volume to check (repeatable; default: data=/data, archive=/data/raw if mounted)")
-    p.add_argument("--min-free-gb", type=float, default=settings.current().min_free_gb,
+    p.add_argument("--min-free-gb", type=float, default=settings.get("min_free_gb"),
                    help="free space each volume must keep (default: $DOWNLINK_MIN_FREE_GB or %(default)s)")
-    p.add_argument("--max-age-hours", type=float, default=settings.current().freshness_hours,
+    p.add_argument("--max-age-hours", type=float, default=settings.get("freshness_hours"),
                    help="a new frame within this many hours, 0: off (default: $DOWNLINK_FRESHNESS_HOURS or %(default)s)")
     return p
 
@@ -45,7 +45,7 @@ def number(x):
 
 def volumes(spec):
     if spec is None:
-        data = settings.current().data_root
+        data = settings.get("data_root")
         found = [("data", data)]
         if os.path.ismount(os.path.join(data, "raw")):
             found.append(("archive", os.path.join(data, "raw")))

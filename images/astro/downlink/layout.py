@@ -25,7 +25,7 @@ AREAS = downlink_data.AREAS  # the data-volume contract, shared with the arrival
 
 
 def data_root():
-    return settings.current().data_root
+    return settings.get("data_root")
 
 
 def parse_night(text):

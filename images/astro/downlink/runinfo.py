@@ -3,7 +3,7 @@ from downlink import __version__, settings
 
 
 def run_id():
-    return settings.current().run_id
+    return settings.get("run_id")
 
 
 def code_version():

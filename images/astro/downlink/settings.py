@@ -60,13 +60,23 @@ class Settings:
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
-        return cls(**{f.name: f.metadata["parse"](env.get(f.metadata["env"]) or f.metadata["default"], f.metadata["env"])
-                      for f in fields(cls)})
+        return cls(**{f.name: get(f.name, env) for f in fields(cls)})
+
+
+FIELDS = {f.name: f for f in fields(Settings)}
 
 
 def current():
     """The settings of this process's environment (read each time: tests change it)."""
     return Settings.from_env()
+
+
+def get(name, env=None):
+    """One setting (a field name of Settings), read from the environment now. Only that one is
+    parsed: a bad value of another setting fails the step that uses it, not every step."""
+    env = os.environ if env is None else env
+    f = FIELDS[name]
+    return f.metadata["parse"](env.get(f.metadata["env"]) or f.metadata["default"], f.metadata["env"])
 
 
 def variables():

@@ -69,8 +69,9 @@ def add_parser(sub):
 
 def limits(env=None):
     """The QC limits (downlink.settings: its defaults, or the environment's values where set)."""
-    s = settings.Settings.from_env({k: v.strip() for k, v in (os.environ if env is None else env).items()})
-    return {"min_sources": s.qc_min_sources, "max_fwhm_arcsec": s.qc_max_fwhm_arcsec, "max_sky": s.qc_max_sky}
+    env = {k: v.strip() for k, v in (os.environ if env is None else env).items()}
+    return {"min_sources": settings.get("qc_min_sources", env), "max_fwhm_arcsec": settings.get("qc_max_fwhm_arcsec", env),
+            "max_sky": settings.get("qc_max_sky", env)}
 
 
 def pixel_scale_arcsec(header):
