@@ -1,6 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+.PHONY: test-unit-config test-unit-contract
 .PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
@@ -88,7 +89,7 @@ restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INT
 	@tools/backup.sh restore "$(BACKUP)" $(if $(INTO_NEW),--into-new "$(INTO_NEW)")
 
 # The Airflow image with this checkout's dags/ and plugins/, for the registry tools.
-AIRFLOW_TOOL = docker run --rm --network none -e PYTHONPATH=/opt/airflow/plugins \
+AIRFLOW_TOOL = docker run --rm --network none \
 	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
 
 check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field
@@ -113,17 +114,27 @@ import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file
 # (each its own compose project and ports), all at once: the stacks spend their first minutes
 # starting up and waiting, which the unit suites fill. tools/parallel.sh prints each job's output
 # whole when it ends. Logs and summaries: build/logs/test/.
+UNIT_SUITES := test-unit-config test-unit-contract test-unit-astro test-unit-airflow test-unit-docker-proxy
 test: build browser $(VENV)/.done env $(FAKE_ENGINE)  ## run every test: lint, then unit (in the images) and the end-to-end stacks in parallel
 	@$(MAKE) --no-print-directory lint
-	@tools/parallel.sh build/logs/test unit "$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy" \
+	@tools/parallel.sh build/logs/test unit "$(MAKE) --no-print-directory $(UNIT_SUITES)" \
 	  $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
 	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
 
-lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml)
+lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml), mypy over the packages (mypy.ini)
 	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/mypy
 
 test-unit: build  ## unit tests and the DAG-integrity test
-	@$(MAKE) --no-print-directory test-unit-astro test-unit-airflow test-unit-docker-proxy
+	@$(MAKE) --no-print-directory $(UNIT_SUITES)
+
+# docs/configuration.md against the two settings modules and the compose files (host, seconds).
+test-unit-config: $(VENV)/.done
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/config
+
+# The data-volume contract (downlink_data) as both images see the same files.
+test-unit-contract: $(VENV)/.done
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/contract
 
 # The proxy's policy and HTTP tests (against a fake engine in Go: Go's HTTP server and JSON
 # decoder, as the engine has), then the same proxy image against the real engine.
@@ -134,7 +145,7 @@ $(FAKE_ENGINE): tests/unit/docker_proxy/fake_engine/main.go
 	cd $(dir $<) && GOCACHE=$(CURDIR)/build/go-cache GO111MODULE=off go build -o $(CURDIR)/$@ main.go
 
 test-unit-docker-proxy: $(VENV)/.done $(FAKE_ENGINE)
-	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) FAKE_ENGINE=$(CURDIR)/$(FAKE_ENGINE) \
+	DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) AIRFLOW_IMAGE=downlink/airflow:$(TAG) FAKE_ENGINE=$(CURDIR)/$(FAKE_ENGINE) \
 	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy
 
 REAL_FITS ?= $(abspath $(CURDIR)/../shared/data/fits)
@@ -157,11 +168,13 @@ test-unit-airflow:
 	  -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro" downlink/airflow:$(TAG) \
 	  python -m pytest $(PYTEST_FLAGS) /tests/unit/airflow /tests/dags
 
-$(VENV)/.done: requirements.txt Makefile
+$(VENV)/.done: requirements.txt Makefile tools/pyproject.toml
 	@mkdir -p build/logs
 	@python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements.txt pytest 'psycopg[binary]' requests pyyaml docker \
-	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	  selenium==4.51.0 numpy==2.2.6 matplotlib==3.9.4 ruff==0.17.6 mypy==2.4.1 hypothesis==6.170.17 h11 >build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
+	@# tools/ modules (dagrun, publish_arrival) for the benchmarks and e2e tests: editable, so edits apply at once
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e tools >>build/logs/venv.log 2>&1 || { tail -n 20 build/logs/venv.log; exit 1; }
 	@touch $@
 
 .PHONY: browser

@@ -15,14 +15,12 @@ Exit codes: 0 every run succeeded; 1 a run failed (states are printed); 2 bad us
 Standard library only, like tools/dagrun.py.
 """
 import argparse
-import os
 import subprocess
 import sys
 import time
 import urllib.parse
 from datetime import date, datetime, timedelta, timezone
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dagrun  # noqa: E402
 
 DEV_SOURCE = "http://archive-server:8080"

@@ -13,7 +13,6 @@ import argparse
 import datetime
 import os
 import subprocess
-import sys
 
 # Runs in the astro image, as its user (the archive volume's owner).
 SCRIPT = r"""
@@ -50,7 +49,6 @@ def publish(project, tag, name, night=None, sample_night=None):
 
 
 def main(argv=None):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import dagrun
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

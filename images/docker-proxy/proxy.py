@@ -52,7 +52,6 @@ import threading
 import time
 from urllib.parse import quote
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import h11  # noqa: E402
 
 import docker_proxy_policy as policy  # noqa: E402

@@ -12,13 +12,15 @@ import contextlib
 import fcntl
 import os
 import re
-import tempfile
 from dataclasses import dataclass
+
+import downlink_data
 
 from downlink_airflow.account_passwords import parse_hash
 from downlink_airflow.account_roles import ROLES
+from downlink_airflow.config import Settings
 
-DEFAULT_PATH = "/opt/airflow/accounts/users"
+DEFAULT_PATH = Settings.users_file  # the setting's default (DOWNLINK_USERS_FILE)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # always fullmatch: `$` lets "alice\n" through
 NAME_RULE = "1-64 characters: letters, digits and . _ @ - (not first)"
 HEADER = ("# Downlink accounts: name:role:password-hash (scrypt). Roles: " + ", ".join(ROLES) + ".\n"
@@ -37,7 +39,7 @@ class Account:
 
 
 def default_path():
-    return os.environ.get("DOWNLINK_USERS_FILE") or DEFAULT_PATH
+    return Settings.from_env().users_file
 
 
 def check_name(name):
@@ -110,19 +112,7 @@ def render(accounts):
 
 def save(path, accounts):
     """Write atomically (temporary file in the same folder, then rename), mode 0600."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".users-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render(accounts))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    downlink_data.atomic_write(path, render(accounts), mode=0o600, fsync=True)
 
 
 @contextlib.contextmanager

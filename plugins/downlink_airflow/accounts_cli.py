@@ -7,11 +7,11 @@ hashes are kept.
 Exit codes: 0 done; 1 refused (no such user, already exists, bad users file); 2 bad usage.
 """
 import argparse
-import os
 import sys
 
 from downlink_airflow import account_passwords, account_store
 from downlink_airflow.account_roles import ROLES
+from downlink_airflow.config import Settings
 
 
 class Refused(Exception):
@@ -19,7 +19,7 @@ class Refused(Exception):
 
 
 def bootstrap_admin():
-    return os.environ.get("DOWNLINK_ADMIN_USER") or "admin"
+    return Settings.from_env().admin_user
 
 
 def not_the_bootstrap_admin(name, what):
@@ -86,7 +86,7 @@ def cmd_list(args):
 def cmd_ensure_admin(args):
     """First run and every start (airflow-init): the stack's own admin, with the password from
     DOWNLINK_ADMIN_PASSWORD (.env), so `make info` always prints a login that works."""
-    name, password = bootstrap_admin(), os.environ.get("DOWNLINK_ADMIN_PASSWORD", "")
+    name, password = bootstrap_admin(), Settings.from_env().admin_password
     account_store.check_name(name)
     if len(password) < 12:
         raise Refused("DOWNLINK_ADMIN_PASSWORD is unset or shorter than 12 characters (make env generates one)")

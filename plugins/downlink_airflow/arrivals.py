@@ -1,6 +1,10 @@
 """The data-arrival trigger: new files in the archive source start download + archive + index
 within seconds, instead of waiting for the daily chain.
 
+What a night's manifest lists and what the data volume holds are read by downlink_data, the
+data-volume contract the steps use too (one module in both images): a naming change there
+changes both sides at once.
+
 `ArrivalTrigger` is an Airflow event trigger (BaseEventTrigger) that runs in the triggerer as the
 watcher of the `downlink-arrivals` asset (dags/arrivals.py). Every `poll_seconds` it reads the
 manifest of the most recent nights from the source and compares it with what the data volume
@@ -22,6 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import downlink_data
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 CLASSPATH = "downlink_airflow.arrivals.ArrivalTrigger"
@@ -49,39 +54,18 @@ def source_names(source, night):
             if exc.code == 404:
                 return []
             raise
-        files = manifest.get("files") if isinstance(manifest, dict) else None
-        if not isinstance(files, list):
-            raise ValueError(f"{url}: not a manifest (no 'files' list)")
-        return [f["name"] for f in files if isinstance(f, dict) and isinstance(f.get("name"), str)]
+        return downlink_data.manifest_names(manifest, url)
     folder = os.path.join(source, night)
-    listed = os.path.join(folder, "manifest.json")
+    listed = os.path.join(folder, downlink_data.MANIFEST)
     if os.path.exists(listed):
-        with open(listed) as fh:
-            return [f["name"] for f in json.load(fh).get("files", []) if isinstance(f.get("name"), str)]
-    return names_in(folder)
-
-
-def names_in(folder):
-    if not os.path.isdir(folder):
-        return []
-    return [n for n in os.listdir(folder)
-            if not n.startswith(".") and not n.endswith(".part") and n != "manifest.json"
-            and os.path.isfile(os.path.join(folder, n))]
+        return [entry["name"] for entry in downlink_data.read_manifest(listed)]
+    return downlink_data.published_names(folder)
 
 
 def held_names(data_dir, night):
     """Names the data volume is done with: archived, or quarantined (a bad file is not retried
     by every poll; download itself decides whether a new copy deserves another try)."""
-    held = set(names_in(os.path.join(data_dir, "raw", night)))
-    qdir = os.path.join(data_dir, "quarantine", night)
-    for record in names_in(qdir):
-        if record.endswith(".json"):
-            try:
-                with open(os.path.join(qdir, record)) as fh:
-                    held.add(json.load(fh)["filename"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-    return held
+    return downlink_data.held_names(data_dir, night)
 
 
 def pending_by_night(source, data_dir, nights):

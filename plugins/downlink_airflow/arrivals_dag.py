@@ -12,7 +12,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher, Param
 
 from downlink_airflow.arrivals import ArrivalTrigger
-from downlink_airflow.registry_dags import INGEST_POOL, INGEST_STEPS, PLACEHOLDER_VALUES, step_task
+from downlink_airflow.registry_dags import INGEST_POOL, PLACEHOLDER_VALUES, ingest_steps, step_task
 from downlink_airflow.steps import NIGHT
 
 DAG_ID = "arrivals"
@@ -57,8 +57,8 @@ def arrivals_asset(settings):
 def build_arrivals_dag(registry, settings):
     """The DAG, or None when arrivals are switched off (DOWNLINK_ARRIVALS=false) or the registry's
     daily chain lacks an ingest step."""
-    by_name = {s.name: s for s in registry.chain_scripts(SOURCE_CHAIN)}
-    if not settings.arrivals_enabled or not all(n in by_name for n in INGEST_STEPS):
+    scripts = ingest_steps(registry.chain_scripts(SOURCE_CHAIN))
+    if not settings.arrivals_enabled or not scripts:
         return None
     values = {**PLACEHOLDER_VALUES, "night": ARRIVAL_NIGHT}
     with DAG(
@@ -76,7 +76,6 @@ def build_arrivals_dag(registry, settings):
         dagrun_timeout=timedelta(hours=2),
         tags=["downlink", "arrivals"],
     ) as dag:
-        scripts = [by_name[n] for n in INGEST_STEPS]
         first = scripts[0]
         recipients = next(e for e in (first.email, registry.chains[SOURCE_CHAIN].email, settings.alert_email)
                           if e is not None)
@@ -86,5 +85,5 @@ def build_arrivals_dag(registry, settings):
         step_task(combined, settings,
                   {**values, "night": NIGHT_VAR}, recipients, pool=INGEST_POOL,
                   environment={"DOWNLINK_NIGHT": ARRIVAL_NIGHT, **first.environment},
-                  retries=max(s.retries for s in scripts), doc_md=f"`{' && '.join(INGEST_STEPS)}`, as in daily_chain")
+                  retries=max(s.retries for s in scripts), doc_md=f"`{' && '.join(s.name for s in scripts)}`, as in daily_chain")
     return dag

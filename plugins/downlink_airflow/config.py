@@ -1,76 +1,17 @@
-"""Downlink's settings as the DAGs see them: one place, read from the environment (.env via
-docker-compose.yaml), each with a default that works in the bundled stack."""
+"""Downlink's settings as the Airflow side sees them: the one place every DOWNLINK_* variable of
+plugins/ and dags/ is read, each with its one default (docs/configuration.md lists them; a unit
+test checks the two agree).
+
+Each field names its environment variable, its default and what it means. As in compose's
+`${X:-default}`, an empty value counts as unset (the stack passes .env through unchanged, so a
+line `X=` in .env gives the default, as it always did).
+"""
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
 FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
                       "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS")
-
-
-@dataclass(frozen=True)
-class Settings:
-    astro_image: str
-    image_tag: str
-    data_volume: str
-    network: str
-    docker_url: str
-    archive_dsn: str
-    source: str
-    source_mount: str
-    chain_schedule: str
-    step_env: dict = field(default_factory=dict)
-    # Who is mailed when a step fails (unless its registry entry says otherwise).
-    alert_email: tuple = ()
-    # The optional nightly digest: one mail per chain run to these addresses (empty: off).
-    digest_email: tuple = ()
-    diagnostics_schedule: str = "@hourly"
-    diagnostics_window_minutes: float = 60
-    min_free_gb: float = 1.0
-    freshness_hours: float = 36.0
-    # A step killed for memory is rerun with twice its limit, up to this ceiling (registry: memory_max).
-    memory_ceiling: str = "8g"
-    # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
-    step_pids_limit: int = 1024
-    # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
-    # folder of the data volume, writable by every step).
-    raw_volume: str = ""
-    # The data-arrival trigger (dags/arrivals.py): on/off, how often it polls the source, and how
-    # many recent nights it watches.
-    arrivals_enabled: bool = True
-    arrivals_poll_seconds: float = 5.0
-    arrivals_nights: int = 2
-
-    @classmethod
-    def from_env(cls, env=None):
-        env = os.environ if env is None else env
-        return cls(
-            astro_image=env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev"),
-            # The tag built from git and deployed with the stack (make deploy can roll a newer one).
-            image_tag=env.get("DOWNLINK_TAG") or env.get("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev").rpartition(":")[2],
-            data_volume=env.get("DOWNLINK_DATA_VOLUME", "downlink-data"),
-            network=env.get("DOWNLINK_NETWORK", "downlink-net"),
-            docker_url=env.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
-            archive_dsn=env.get("DOWNLINK_ARCHIVE_DSN", ""),
-            # A base URL, or a directory inside step containers (mount it with source_mount).
-            source=env.get("DOWNLINK_SOURCE", "http://archive-server:8080"),
-            # Host directory mounted read-only at /source in step containers (for a local/NFS archive).
-            source_mount=env.get("DOWNLINK_SOURCE_MOUNT", ""),
-            chain_schedule=env.get("DOWNLINK_CHAIN_SCHEDULE", "0 11 * * *"),
-            step_env={k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) and v},
-            alert_email=addresses(env.get("DOWNLINK_ALERT_EMAIL", "downlink-team@localhost")),
-            digest_email=addresses(env.get("DOWNLINK_DIGEST_EMAIL", "")),
-            diagnostics_schedule=env.get("DOWNLINK_DIAGNOSTICS_SCHEDULE") or "@hourly",
-            diagnostics_window_minutes=float(env.get("DOWNLINK_DIAGNOSTICS_WINDOW_MINUTES") or 60),
-            min_free_gb=float(env.get("DOWNLINK_MIN_FREE_GB") or 1),
-            freshness_hours=float(env.get("DOWNLINK_FRESHNESS_HOURS") or 36),
-            memory_ceiling=env.get("DOWNLINK_MEMORY_CEILING") or "8g",
-            step_pids_limit=int(positive(env.get("DOWNLINK_STEP_PIDS_LIMIT") or 1024, "DOWNLINK_STEP_PIDS_LIMIT")),
-            raw_volume=env.get("DOWNLINK_RAW_VOLUME", ""),
-            arrivals_enabled=flag(env.get("DOWNLINK_ARRIVALS", "true"), "DOWNLINK_ARRIVALS"),
-            arrivals_poll_seconds=positive(env.get("DOWNLINK_ARRIVALS_POLL_SECONDS") or 5, "DOWNLINK_ARRIVALS_POLL_SECONDS"),
-            arrivals_nights=int(positive(env.get("DOWNLINK_ARRIVALS_NIGHTS") or 2, "DOWNLINK_ARRIVALS_NIGHTS")),
-        )
 
 
 def addresses(text):
@@ -95,3 +36,111 @@ def positive(text, name):
     if value <= 0:
         raise ValueError(f"{name}={text!r}: must be more than 0")
     return value
+
+
+def _text(text, name):
+    return text
+
+
+def _number(text, name):
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a number") from None
+
+
+def _count(text, name):
+    return int(positive(text, name))
+
+
+def _addresses(text, name):
+    return addresses(text)
+
+
+def slots(text, name):
+    """'' -> None (as declared); else a whole number >= 0. Checked where it is used
+    (downlink_airflow.pools, at airflow-init), so a bad value does not stop every DAG file."""
+    if text == "":
+        return None
+    if not text.strip().isdigit():
+        raise ValueError(f"{name}={text!r}: expected a whole number of slots")
+    return int(text)
+
+
+def setting(env, default, doc, parse=_text):
+    """A field read from the environment variable `env`; `default` is the variable's text when
+    unset (parsed like any other value), `doc` what it means."""
+    return field(default=parse(default, env), metadata={"env": env, "default": default, "doc": doc, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    astro_image: str = setting("DOWNLINK_ASTRO_IMAGE", "downlink/astro:dev", "the step image (the stack sets downlink/astro:$DOWNLINK_TAG)")
+    # The tag built from git and deployed with the stack (make deploy can roll a newer one);
+    # unset: the astro image's tag.
+    image_tag: str = setting("DOWNLINK_TAG", "", "the image tag the stack runs (the git commit; set by make build / make env)")
+    data_volume: str = setting("DOWNLINK_DATA_VOLUME", "downlink-data", "the data volume (/data in steps); the stack sets <project>-data")
+    network: str = setting("DOWNLINK_NETWORK", "downlink-net", "the network steps join; the stack sets <project>-net")
+    docker_url: str = setting("DOCKER_HOST", "unix:///var/run/docker.sock", "the Docker engine DockerOperator talks to (the stack: docker-proxy)")
+    archive_dsn: str = setting("DOWNLINK_ARCHIVE_DSN", "", "the archive database, handed to steps privately (the stack builds it from ARCHIVE_DB_PASSWORD)")
+    # A base URL, or a directory inside step containers (mount it with source_mount).
+    source: str = setting("DOWNLINK_SOURCE", "http://archive-server:8080", "where nights are downloaded from: a base URL or a directory")
+    source_mount: str = setting("DOWNLINK_SOURCE_MOUNT", "", "host directory mounted read-only at /source in steps")
+    chain_schedule: str = setting("DOWNLINK_CHAIN_SCHEDULE", "0 11 * * *", "when daily_chain runs (cron, UTC)")
+    # Who is mailed when a step fails (unless its registry entry says otherwise).
+    alert_email: tuple = setting("DOWNLINK_ALERT_EMAIL", "downlink-team@localhost",
+                                 "the team list: who is mailed when a step fails (comma-separated; a registry entry's email overrides it)",
+                                 _addresses)
+    # The optional nightly digest: one mail per chain run to these addresses (empty: off).
+    digest_email: tuple = setting("DOWNLINK_DIGEST_EMAIL", "", "who gets one summary mail per chain run (empty: off)", _addresses)
+    diagnostics_schedule: str = setting("DOWNLINK_DIAGNOSTICS_SCHEDULE", "@hourly", "when the diagnostics DAG checks the stack")
+    diagnostics_window_minutes: float = setting("DOWNLINK_DIAGNOSTICS_WINDOW_MINUTES", "60",
+                                                "diagnostics report runs that failed within this many minutes", _number)
+    min_free_gb: float = setting("DOWNLINK_MIN_FREE_GB", "1", "diagnostics fail below this much free space on the data, archive and database volumes",
+                                 _number)
+    freshness_hours: float = setting("DOWNLINK_FRESHNESS_HOURS", "36", "diagnostics fail when no new frame was indexed for this long (0: off)", _number)
+    max_heartbeat_age: float = setting("DOWNLINK_MAX_HEARTBEAT_AGE", "120", "diagnostics fail when the scheduler's heartbeat is older (seconds)", _number)
+    # A step killed for memory is rerun with twice its limit, up to this ceiling (registry: memory_max).
+    memory_ceiling: str = setting("DOWNLINK_MEMORY_CEILING", "8g",
+                                  "a step killed for memory is rerun with twice its memory, up to this (an entry's memory_max overrides it)")
+    # The most processes (and threads) a step may have: docker-proxy refuses a step without a limit.
+    # The pools are declared in dags/pools.json (downlink_airflow.pools); this overrides one.
+    heavy_slots: str = setting("DOWNLINK_HEAVY_SLOTS", "",
+                                      "slots of the Airflow pool heavy: how many heavy steps (registry queue: heavy) run at once, whatever the "
+                                      "executor (empty: as dags/pools.json declares, 2)")
+    step_pids_limit: int = setting("DOWNLINK_STEP_PIDS_LIMIT", "1024", "the most processes (and threads) a step container may have", _count)
+    # The archive (raw frames): its own volume so that it can be read-only in most steps ("": a
+    # folder of the data volume, writable by every step).
+    raw_volume: str = setting("DOWNLINK_RAW_VOLUME", "",
+                              "the archive volume (/data/raw in steps; empty: a folder of the data volume); the stack sets <project>-raw")
+    # The data-arrival trigger (dags/arrivals.py): on/off, how often it polls the source, and how
+    # many recent nights it watches.
+    arrivals_enabled: bool = setting("DOWNLINK_ARRIVALS", "true", "ingest new files as they arrive; false switches the watcher and the arrivals DAG off", flag)
+    arrivals_poll_seconds: float = setting("DOWNLINK_ARRIVALS_POLL_SECONDS", "5", "how often the arrivals watcher reads the source's manifests", positive)
+    arrivals_nights: int = setting("DOWNLINK_ARRIVALS_NIGHTS", "2", "how many recent nights the watcher follows (the current one and the one before)", _count)
+    # The stack's own admin account (airflow-init keeps it in step; diagnostics reads the API as it).
+    admin_user: str = setting("DOWNLINK_ADMIN_USER", "admin", "name of the stack's own admin web account")
+    admin_password: str = setting("DOWNLINK_ADMIN_PASSWORD", "", "its password (generated into .env by make env)")
+    users_file: str = setting("DOWNLINK_USERS_FILE", "/opt/airflow/accounts/users", "the web accounts' users file (on the accounts volume)")
+    reports_dir: str = setting("DOWNLINK_REPORTS_DIR", "/data/reports", "where the reports plugin finds the nightly reports")
+    api_url: str = setting("DOWNLINK_API_URL", "http://api-server:8080", "the Airflow API the diagnostics read")
+    # Empty: registry.yaml in Airflow's DAG folder.
+    registry: str = setting("DOWNLINK_REGISTRY", "", "the script registry file (empty: registry.yaml in the DAG folder)")
+    step_env: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        values = {}
+        for f in fields(cls):
+            if "env" in f.metadata:
+                text = env.get(f.metadata["env"]) or f.metadata["default"]
+                values[f.name] = f.metadata["parse"](text, f.metadata["env"])
+        values["image_tag"] = values["image_tag"] or values["astro_image"].rpartition(":")[2]
+        values["step_env"] = {k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) and v}
+        return cls(**values)
+
+
+def variables():
+    """{variable: (default text, meaning)} of every setting above (docs/configuration.md)."""
+    return {f.metadata["env"]: (f.metadata["default"], f.metadata["doc"]) for f in fields(Settings) if "env" in f.metadata}

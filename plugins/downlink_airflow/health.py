@@ -5,14 +5,11 @@ checked in a step container: `downlink health`.)
 Each check returns (ok, message); `run_checks` raises one error listing every breach, so the
 failure mail says what is wrong and which threshold was crossed.
 """
-import os
 from datetime import datetime, timedelta, timezone
 
 import requests
 
 from downlink_airflow.config import Settings
-
-API = os.environ.get("DOWNLINK_API_URL", "http://api-server:8080")
 
 
 class HealthBreach(Exception):
@@ -61,10 +58,11 @@ def images_check(wanted, exists):
 
 
 class AirflowAPI:
-    def __init__(self, base_url=API, user=None, password=None):
-        self.base_url = base_url.rstrip("/")
-        self.user = user or os.environ.get("DOWNLINK_ADMIN_USER", "admin")
-        self.password = password if password is not None else os.environ.get("DOWNLINK_ADMIN_PASSWORD", "")
+    def __init__(self, base_url=None, user=None, password=None, settings=None):
+        settings = settings or Settings.from_env()
+        self.base_url = (base_url or settings.api_url).rstrip("/")
+        self.user = user or settings.admin_user
+        self.password = password if password is not None else settings.admin_password
         self._token = None
 
     def health(self):
@@ -117,9 +115,9 @@ def image_exists(settings):
 
 def run_checks(tag, window, settings=None, api=None, now=None):
     settings = settings or Settings.from_env()
-    api = api or AirflowAPI()
+    api = api or AirflowAPI(settings=settings)
     now = now or datetime.now(timezone.utc)
-    max_heartbeat_age = float(os.environ.get("DOWNLINK_MAX_HEARTBEAT_AGE", "120"))
+    max_heartbeat_age = settings.max_heartbeat_age
     results = [
         components_check(api.health(), now, max_heartbeat_age),
         failed_runs_check(api.failed_runs(now - timedelta(days=1)), now, window),

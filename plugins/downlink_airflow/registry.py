@@ -41,7 +41,7 @@ QUEUES = ("default", "heavy")
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
     "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
-    "writes_archive", "queue",
+    "writes_archive", "queue", "ingest",
 }
 DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
 CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
@@ -66,16 +66,19 @@ class Script:
     when: str = "success"
     retries: int = 2
     retry_delay: timedelta = timedelta(seconds=20)
-    timeout: timedelta = None
-    memory: str = None
-    memory_max: str = None  # out of memory: rerun with twice the memory, up to this ceiling
+    timeout: timedelta | None = None
+    memory: str | None = None
+    memory_max: str | None = None  # out of memory: rerun with twice the memory, up to this ceiling
     environment: dict = dataclasses.field(default_factory=dict)
-    email: tuple = None  # None: the chain's or the team's default; () : nobody
+    email: tuple | None = None  # None: the chain's or the team's default; () : nobody
     image: str = "astro"
     description: str = ""
     warn_on_stderr: bool = False  # cron's habit: mail a warning when a successful run wrote to stderr
     writes_archive: bool = False  # raw/ is mounted read-only in every step but the one(s) saying so
     queue: str = "default"  # one of QUEUES; `heavy` also runs in the `heavy` pool
+    # Brings a night's files in (download, archive, index): the arrivals DAG runs the daily chain's
+    # ingest steps as files appear, and every ingest step shares the one-slot ingest pool.
+    ingest: bool = False
 
     @property
     def pool(self):
@@ -99,9 +102,9 @@ class Script:
 @dataclasses.dataclass(frozen=True)
 class Chain:
     name: str
-    schedule: str = None
+    schedule: str | None = None
     description: str = ""
-    email: tuple = None
+    email: tuple | None = None
     tags: tuple = ()
     max_active_runs: int = 1
 
@@ -243,7 +246,7 @@ class _Checker:
                 bad("email", f"not an address: {', '.join(map(repr, wrong))}")
             else:
                 out["email"] = tuple(emails)
-        for flag in ("warn_on_stderr", "writes_archive"):
+        for flag in ("warn_on_stderr", "writes_archive", "ingest"):
             if flag in raw:
                 if isinstance(raw[flag], bool):
                     out[flag] = raw[flag]
@@ -472,5 +475,7 @@ def load_registry_text(text, source="registry.yaml", env=None):
 
 
 def default_path():
-    return os.environ.get("DOWNLINK_REGISTRY") or os.path.join(
+    from downlink_airflow.config import Settings
+
+    return Settings.from_env().registry or os.path.join(
         os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "/opt/airflow/dags"), "registry.yaml")

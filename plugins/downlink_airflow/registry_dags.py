@@ -45,11 +45,16 @@ def chain_doc(chain, scripts):
     return "\n".join(lines)
 
 
-# The steps that bring a night's files in. The arrivals DAG runs them as soon as files appear;
-# in both DAGs they share a one-slot pool (made by airflow-init), so an arrival run and the daily
-# chain never download the same night at once (each step is idempotent, but not concurrent).
-INGEST_STEPS = ("download", "archive", "index")
+# The steps that bring a night's files in are the registry's `ingest: true` entries. The arrivals
+# DAG runs them as soon as files appear; in both DAGs they share a one-slot pool (dags/pools.json,
+# imported by airflow-init), so an arrival run and the daily chain never download the same night
+# at once (each step is idempotent, but not concurrent).
 INGEST_POOL = "downlink_ingest"
+
+
+def ingest_steps(scripts):
+    """The ingest entries among `scripts`, in their order."""
+    return [s for s in scripts if s.ingest]
 
 
 def step_task(s, settings, values, recipients, **overrides):
@@ -93,7 +98,7 @@ def build_dag(chain, scripts, settings):
         for s in scripts:
             # The entry's list, else the chain's, else the team's (DOWNLINK_ALERT_EMAIL); [] = nobody.
             recipients = next(e for e in (s.email, chain.email, settings.alert_email) if e is not None)
-            extra = {"pool": INGEST_POOL} if settings.arrivals_enabled and s.name in INGEST_STEPS else {}
+            extra = {"pool": INGEST_POOL} if settings.arrivals_enabled and s.ingest else {}
             tasks[s.name] = step_task(s, settings, PLACEHOLDER_VALUES, recipients, **extra)
         for s in scripts:
             for dep in s.after:

@@ -19,6 +19,8 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from downlink_airflow.config import Settings
+
 NIGHT = re.compile(r"\d{4}-\d{2}-\d{2}")  # always fullmatch (`$` would let "...\n" through)
 FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(html|png|json)")
 URL_PREFIX = "/reports"
@@ -39,7 +41,7 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 
 
 def reports_dir():
-    return os.environ.get("DOWNLINK_REPORTS_DIR", "/data/reports")
+    return Settings.from_env().reports_dir
 
 
 def nights():

@@ -9,13 +9,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import dagrun  # noqa: E402
 

@@ -152,7 +152,7 @@ def test_make_check_names_each_problem(tmp_path):
     bad.chmod(0o644)
     tag = subprocess.run([os.path.join(ROOT, "tools", "image-tag.sh")], capture_output=True, text=True).stdout.strip()
     result = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-e", "PYTHONPATH=/opt/airflow/plugins",
+        ["docker", "run", "--rm", "--network", "none",
          "-v", f"{ROOT}/plugins:/opt/airflow/plugins:ro", "-v", f"{tmp_path}:/reg:ro",
          f"downlink/airflow:{tag}", "python", "-m", "downlink_airflow.cli", "check", "/reg/registry.yaml"],
         capture_output=True, text=True, timeout=120)

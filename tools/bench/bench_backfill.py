@@ -20,7 +20,6 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 PROJECT = "downlink-bench-backfill"
 ENV = {

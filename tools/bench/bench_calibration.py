@@ -7,10 +7,8 @@ Writes build/bench/calibration.json and docs/bench/calibration.png.
 """
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
 import benchlib  # noqa: E402
 
 N_BIAS, N_SCI, SIZE, REPS = 20, 50, 2048, int(os.environ.get("BENCH_CALIBRATION_REPS", "5"))

@@ -9,11 +9,8 @@ Usage: python tools/bench/bench_footprint.py [--quick] [--out build/bench]
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stack import ROOT, BenchStack, iso_seconds, parse_args, write_result  # noqa: E402
 

@@ -11,10 +11,8 @@ import datetime
 import json
 import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(__file__))
 import benchlib  # noqa: E402
 
 # Repetitions per N (BENCH_INGEST_REPS="1000:5,2000:5,5000:3,10000:1" to change): median of 5 up to

@@ -6,15 +6,10 @@ Baseline: waiting for the daily chain's schedule, stated analytically (below).
 
 Usage: python tools/bench/bench_latency.py [--quick] [--out build/bench]
 """
-import os
-import sys
 import time
 import uuid
 
 import psycopg
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from publish_arrival import current_night, publish  # noqa: E402
 from stack import BenchStack, iso_seconds, median, parse_args, write_result  # noqa: E402

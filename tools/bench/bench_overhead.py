@@ -10,13 +10,10 @@ Usage: python tools/bench/bench_overhead.py [--quick] [--out build/bench]
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 
 import yaml
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from stack import ROOT, BenchStack, iso_seconds, median, parse_args, write_result  # noqa: E402
 

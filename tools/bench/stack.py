@@ -15,7 +15,6 @@ import time
 import urllib.error
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import dagrun  # noqa: E402
 from benchlib import write_result  # noqa: E402,F401  (the contract's result file, one writer for all benchmarks)

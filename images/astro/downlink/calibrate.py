@@ -34,8 +34,9 @@ from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 from ccdproc import cosmicray_lacosmic, gain_correct, subtract_bias
 
-from downlink import db, layout, masters, runinfo
+from downlink import db, layout, masters, runinfo, settings
 from downlink.checksum import sha256_file
+from downlink.outputs import atomic_path
 from downlink.quarantine import quarantine, release
 
 BAD_RESPONSE = 0.5  # flat response below which a pixel is repaired from its neighbours
@@ -45,8 +46,8 @@ def add_parser(sub):
     p = sub.add_parser("calibrate", help="build master calibrations and reduce science frames",
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    p.add_argument("--mem-limit-mb", type=float, default=float(os.environ.get("DOWNLINK_COMBINE_MEM_MB", "512")),
-                   help="memory limit of each combine (default %(default)s MB)")
+    p.add_argument("--mem-limit-mb", type=float, default=settings.get("combine_mem_mb"),
+                   help="memory limit of each combine (default: $DOWNLINK_COMBINE_MEM_MB or %(default)s MB)")
     return p
 
 
@@ -112,9 +113,8 @@ def write_reduced(path, ccd, provenance):
     header["BUNIT"] = "electron"
     header.update(provenance)
     header["DL_DATSH"] = hashlib.sha256(np.ascontiguousarray(data)).hexdigest()  # sha256 of the data array's bytes
-    tmp = path + ".tmp"
-    fits.PrimaryHDU(data, header=header).writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(data, header=header).writeto(tmp, overwrite=True)
 
 
 def night_frames(conn, night):

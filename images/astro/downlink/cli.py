@@ -40,7 +40,12 @@ def build_parser(only=None):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
+    try:
+        parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    except StepError as exc:  # a setting of this step that does not parse (downlink.settings)
+        print(f"downlink {argv[0]}: error: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
     except StepError as exc:

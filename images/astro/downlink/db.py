@@ -3,11 +3,10 @@
 Migrations are the files migrations/NNNN_name.sql, applied in order, each once, inside one
 transaction under an advisory lock, so concurrent steps never race to create a table.
 """
-import os
 import re
 from importlib import resources
 
-from downlink import StepError
+from downlink import StepError, settings
 
 DSN_VARIABLE = "DOWNLINK_ARCHIVE_DSN"
 MIGRATION_LOCK = 0x0D0_11A4  # any constant; shared by every step that migrates
@@ -31,7 +30,7 @@ def connect(dsn=None, migrate=True):
     """Open a psycopg connection to `archive` and bring its schema up to date."""
     import psycopg
 
-    dsn = dsn or os.environ.get(DSN_VARIABLE)
+    dsn = dsn or settings.get("archive_dsn")
     if not dsn:
         raise StepError(f"{DSN_VARIABLE} is not set (e.g. postgresql://archive:PASSWORD@postgres:5432/archive)")
     try:

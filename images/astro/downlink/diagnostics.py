@@ -15,7 +15,7 @@ import shutil
 
 from psycopg.types.json import Jsonb
 
-from downlink import StepError, db, layout, runinfo
+from downlink import StepError, db, layout, runinfo, settings
 from downlink.download import pending_transfers
 from downlink.quarantine import records
 
@@ -25,7 +25,8 @@ GB = 1024 ** 3
 def add_parser(sub):
     p = sub.add_parser("diagnostics", help="check disk, database and the night's counts", description=__doc__)
     p.add_argument("--night", required=True)
-    p.add_argument("--min-free-gb", type=float, default=float(os.environ.get("DOWNLINK_MIN_FREE_GB", "1")))
+    p.add_argument("--min-free-gb", type=float, default=settings.get("min_free_gb"),
+                   help="free space each volume must keep (default: $DOWNLINK_MIN_FREE_GB or %(default)s)")
     return p
 
 

@@ -31,18 +31,17 @@ import re
 import sys
 import time
 
+import downlink_data
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from downlink import StepError, layout
+from downlink import StepError, layout, settings
 from downlink.checksum import HashingWriter, copy_hashed, sha256_file, sha256_prefix
 from downlink.fitsmeta import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
 
-DEFAULT_SOURCE = "http://archive-server:8080"
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Small enough that a trickling transfer returns control often (each block is checked against
 # the minimum rate), large enough to cost little at full speed.
 CHUNK = 1 << 14
@@ -70,10 +69,9 @@ class RateLimit:
     """The slowest transfer accepted: it must average min_rate after a grace period."""
 
     def __init__(self, min_rate=None, grace=None):
-        env = os.environ
-        self.setting = env.get("DOWNLINK_MIN_TRANSFER_RATE", "10k") if min_rate is None else str(min_rate)
+        self.setting = settings.get("min_transfer_rate") if min_rate is None else str(min_rate)
         self.min_rate = parse_rate(self.setting)
-        self.grace = float(env.get("DOWNLINK_TRANSFER_GRACE_SECONDS", "60") if grace is None else grace)
+        self.grace = settings.get("transfer_grace_seconds") if grace is None else float(grace)
 
     def deadline(self, nbytes, start):
         return float("inf") if self.min_rate <= 0 else start + self.grace + nbytes / self.min_rate
@@ -88,22 +86,22 @@ def add_parser(sub):
     p = sub.add_parser("download", help="fetch the night's new files from the archive source", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True)
-    p.add_argument("--source", default=os.environ.get("DOWNLINK_SOURCE", DEFAULT_SOURCE),
-                   help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
+    p.add_argument("--source", default=settings.get("source"), help="base URL or directory (default: $DOWNLINK_SOURCE or %(default)s)")
+    p.add_argument("--min-transfer-rate", default=settings.get("min_transfer_rate"),
+                   help="bytes/s (k, M suffixes; 0: no minimum) a transfer must keep after the grace period "
+                        "(default: $DOWNLINK_MIN_TRANSFER_RATE or %(default)s)")
+    p.add_argument("--transfer-grace-seconds", type=float, default=settings.get("transfer_grace_seconds"),
+                   help="how long a transfer may run before the minimum rate applies (default: $DOWNLINK_TRANSFER_GRACE_SECONDS or %(default)s)")
     return p
 
 
 def check_manifest(manifest, where):
-    """The manifest's file list, each entry checked; a malformed manifest is a StepError."""
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, list):
-        raise StepError(f"{where}: not a manifest (no 'files' list)")
-    for i, entry in enumerate(files):
-        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                and isinstance(entry.get("size"), int) and entry["size"] >= 0
-                and isinstance(entry.get("sha256"), str) and SHA256.match(entry["sha256"].lower())):
-            raise StepError(f"{where}: entry {i} needs a name, a size >= 0 and a sha256: {entry!r}")
-    return files
+    """The manifest's file list, each entry checked (downlink_data, the contract the arrivals
+    trigger reads manifests by); a malformed manifest is a StepError."""
+    try:
+        return downlink_data.manifest_entries(manifest, where)
+    except downlink_data.ManifestError as exc:
+        raise StepError(str(exc)) from None
 
 
 class HttpSource:
@@ -179,14 +177,13 @@ class DirectorySource:
         folder = os.path.join(self.root, str(night))
         if not os.path.isdir(folder):
             raise StepError(f"{folder}: no such night folder in the archive source")
-        listed = os.path.join(folder, "manifest.json")
+        listed = os.path.join(folder, downlink_data.MANIFEST)
         if os.path.exists(listed):
             try:
-                with open(listed) as fh:
-                    return check_manifest(json.load(fh), listed)
-            except ValueError as exc:
-                raise StepError(f"{listed}: manifest is not JSON: {exc}") from exc
-        names = layout.files_in(folder)
+                return downlink_data.read_manifest(listed)
+            except downlink_data.ManifestError as exc:
+                raise StepError(str(exc)) from None
+        names = downlink_data.published_names(folder)
         return [{"name": n, "size": os.path.getsize(os.path.join(folder, n)),
                  "sha256": sha256_file(os.path.join(folder, n))} for n in names]
 
@@ -199,9 +196,9 @@ class DirectorySource:
         return None, digest
 
 
-def make_source(spec):
+def make_source(spec, limit=None):
     if re.match(r"^https?://", spec):
-        return HttpSource(spec)
+        return HttpSource(spec, limit)
     path = spec[len("file://"):] if spec.startswith("file://") else spec
     return DirectorySource(path)
 
@@ -316,5 +313,5 @@ def pending_transfers(night):
 
 def run(args):
     night = layout.parse_night(args.night)
-    download_night(make_source(args.source), night)
+    download_night(make_source(args.source, RateLimit(args.min_transfer_rate, args.transfer_grace_seconds)), night)
     return 0

@@ -16,7 +16,7 @@ Exit codes: 0 all checks pass; 1 a threshold was crossed; 2 bad usage.
 import os
 from datetime import datetime, timezone
 
-from downlink import StepError, db
+from downlink import StepError, db, settings
 from downlink.diagnostics import check, disk_check, space_check
 
 
@@ -25,8 +25,10 @@ def add_parser(sub):
                        description=__doc__, formatter_class=_raw())
     p.add_argument("--volume", action="append", default=None, metavar="NAME=PATH",
                    help="a mounted volume to check (repeatable; default: data=/data, archive=/data/raw if mounted)")
-    p.add_argument("--min-free-gb", type=float, default=float(os.environ.get("DOWNLINK_MIN_FREE_GB", "1")))
-    p.add_argument("--max-age-hours", type=float, default=float(os.environ.get("DOWNLINK_FRESHNESS_HOURS", "36")))
+    p.add_argument("--min-free-gb", type=float, default=settings.get("min_free_gb"),
+                   help="free space each volume must keep (default: $DOWNLINK_MIN_FREE_GB or %(default)s)")
+    p.add_argument("--max-age-hours", type=float, default=settings.get("freshness_hours"),
+                   help="a new frame within this many hours, 0: off (default: $DOWNLINK_FRESHNESS_HOURS or %(default)s)")
     return p
 
 
@@ -43,7 +45,7 @@ def number(x):
 
 def volumes(spec):
     if spec is None:
-        data = os.environ.get("DOWNLINK_DATA", "/data")
+        data = settings.get("data_root")
         found = [("data", data)]
         if os.path.ismount(os.path.join(data, "raw")):
             found.append(("archive", os.path.join(data, "raw")))

@@ -16,14 +16,16 @@ import datetime
 import os
 import re
 
-from downlink import StepError
+import downlink_data
+
+from downlink import StepError, settings
 
 NIGHT_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-AREAS = ("staging", "raw", "quarantine", "masters", "reduced", "catalogs", "reports", "products", "work")
+AREAS = downlink_data.AREAS  # the data-volume contract, shared with the arrivals trigger
 
 
 def data_root():
-    return os.environ.get("DOWNLINK_DATA", "/data")
+    return settings.get("data_root")
 
 
 def parse_night(text):
@@ -37,9 +39,7 @@ def parse_night(text):
 
 
 def night_dir(area, night, root=None, create=False):
-    if area not in AREAS:
-        raise ValueError(f"unknown area {area!r}")
-    path = os.path.join(root or data_root(), area, str(night))
+    path = downlink_data.night_dir(root or data_root(), area, night)
     if create:
         os.makedirs(path, exist_ok=True)
     return path
@@ -69,10 +69,7 @@ def relative(path, root=None):
 def files_in(folder):
     """Names of the data files in a folder, sorted: regular files, no dotfiles, no partial
     downloads (*.part). An absent folder has none."""
-    if not os.path.isdir(folder):
-        return []
-    return sorted(n for n in os.listdir(folder)
-                  if not n.startswith(".") and not n.endswith(".part") and os.path.isfile(os.path.join(folder, n)))
+    return downlink_data.files_in(folder)
 
 
 def safe_name(name):

@@ -50,6 +50,7 @@ from photutils.datasets import make_gaussian_sources_image
 
 from downlink import StepError, layout
 from downlink.manifest import write_manifest
+from downlink.outputs import atomic_path
 
 INSTRUMENT, TELESCOPE, OBSERVATORY = "DLCAM", "Downlink 1.0m", "ORM"
 SITE = {"lat": 28.7606, "lon": -17.8792, "height": 2326.0}
@@ -361,9 +362,8 @@ def frame_name(night, index):
 
 def write_frame(path, data, header):
     """Atomically, through a dotfile (which manifests skip): the archive server may be reading."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    fits.PrimaryHDU(data=data, header=header).writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(data=data, header=header).writeto(tmp, overwrite=True)
 
 
 def remove_stale_frames(folder, night, count):

@@ -16,6 +16,7 @@ from ccdproc import subtract_bias
 from downlink import layout, runinfo
 from downlink.checksum import sha256_file
 from downlink.fitsmeta import image_hdus
+from downlink.outputs import atomic_path
 
 CLIP_SIGMA = 5.0
 MAD_TO_STD = 1.482602218505602  # astropy.stats.mad_std's factor: the MAD of a normal distribution -> sigma
@@ -136,9 +137,8 @@ def save(conn, night, setup, kind, filt, ccd, inputs):
     header["DL_CODEV"] = runinfo.code_version()
     for i, inp in enumerate(inputs, start=1):
         header[f"DL_IN{i:03d}"] = os.path.basename(inp)
-    tmp = path + ".tmp"
-    fits.PrimaryHDU(ccd.data.astype(np.float32), header=header).writeto(tmp, overwrite=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fits.PrimaryHDU(ccd.data.astype(np.float32), header=header).writeto(tmp, overwrite=True)
     row = conn.execute(
         "INSERT INTO calibration_masters (night, kind, filter, instrument, naxis1, naxis2, path, sha256, n_inputs,"
         " inputs, method, code_version, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "

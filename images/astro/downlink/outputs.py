@@ -2,20 +2,15 @@
 leaves a half-written file where the next step would read it)."""
 import json
 import os
-import tempfile
+
+import downlink_data
+
+# Every output file is written through downlink_data.atomic_path (a temporary dotfile, then a rename).
+atomic_path = downlink_data.atomic_path
+atomic_write = downlink_data.atomic_write
 
 
 def write_json(path, obj):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are read by other services (e.g. the archive server)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    # 0644: outputs are read by other services (e.g. the archive server)
+    downlink_data.atomic_write(path, json.dumps(obj, indent=2), mode=0o644, fsync=True)

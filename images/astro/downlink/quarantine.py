@@ -2,17 +2,18 @@
 <name>.<stage>.reason.json saying why. The reason files are the record. The index step copies them
 into the database table `quarantine`, so a database outage during download loses no reason."""
 import datetime
-import glob
 import hashlib
 import json
 import os
 import sys
 
+import downlink_data
+
 from downlink import StepError, layout, runinfo
 from downlink.checksum import sha256_file
 from downlink.outputs import write_json
 
-SUFFIX = ".reason.json"
+SUFFIX = downlink_data.RECORD_SUFFIX
 
 
 def disk_name(name):
@@ -78,8 +79,4 @@ def find(night, name, stage):
 
 def records(night):
     """Every reason record of the night."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(glob.escape(layout.night_dir("quarantine", night)), "*" + SUFFIX))):
-        with open(path) as fh:
-            found.append(json.load(fh))
-    return found
+    return [downlink_data.read_record(path) for path in downlink_data.record_paths(layout.night_dir("quarantine", night))]

@@ -28,7 +28,7 @@ from astropy.nddata import block_reduce  # noqa: E402
 from astropy.visualization import ZScaleInterval  # noqa: E402
 
 from downlink import db, layout, runinfo, sources  # noqa: E402
-from downlink.outputs import write_json  # noqa: E402
+from downlink.outputs import atomic_path, atomic_write, write_json  # noqa: E402
 
 THUMBNAIL_PIXELS = 128  # frames are binned to at most this many pixels a side: small PNGs, visible stars
 THUMBNAIL_COLUMNS = 6
@@ -150,14 +150,11 @@ def plot_thumbnails(frames, path):
 
 
 def save_figure(fig, path):
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.part")
     try:
-        fig.savefig(tmp, dpi=90, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def cell(value, fmt=None):
@@ -241,10 +238,7 @@ sky at most {lim['max_sky']:g} e-/pixel. Frames outside them are highlighted.</p
 
 
 def write_text(path, text):
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.part")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def run(args):

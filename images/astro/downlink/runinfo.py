@@ -1,11 +1,9 @@
 """Who is running a step: the DAG run id and code version recorded with every product."""
-import os
-
-from downlink import __version__
+from downlink import __version__, settings
 
 
 def run_id():
-    return os.environ.get("DOWNLINK_RUN_ID", "manual")
+    return settings.get("run_id")
 
 
 def code_version():

@@ -36,8 +36,9 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from downlink import StepError, db, layout, runinfo
+from downlink import StepError, db, layout, runinfo, settings
 from downlink.calibrate import stem
+from downlink.outputs import atomic_path
 
 SEX = "source-extractor"
 SEX_SHARE = "/usr/share/source-extractor"
@@ -50,30 +51,27 @@ SATURATION_MARGIN = 0.9
 UNKNOWN_SATURATION = 1e20  # "never saturates"; SExtractor refuses 1e30 and above
 STAR_CLASS = 0.5
 
-MIN_SOURCES, MAX_FWHM_ARCSEC, MAX_SKY = 5, 3.0, 10000.0
-LIMIT_VARIABLES = (("min_sources", "DOWNLINK_QC_MIN_SOURCES", int, MIN_SOURCES),
-                   ("max_fwhm_arcsec", "DOWNLINK_QC_MAX_FWHM_ARCSEC", float, MAX_FWHM_ARCSEC),
-                   ("max_sky", "DOWNLINK_QC_MAX_SKY", float, MAX_SKY))
 
 
 def add_parser(sub):
     p = sub.add_parser("sources", help="SExtractor on reduced frames, with per-frame QC",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--night", required=True, help="YYYY-MM-DD")
+    lim = limits()
+    p.add_argument("--min-sources", type=int, default=lim["min_sources"],
+                   help="QC: at least this many sources (default: $DOWNLINK_QC_MIN_SOURCES or %(default)s)")
+    p.add_argument("--max-fwhm-arcsec", type=float, default=lim["max_fwhm_arcsec"],
+                   help="QC: seeing FWHM at most this, arcsec (default: $DOWNLINK_QC_MAX_FWHM_ARCSEC or %(default)s)")
+    p.add_argument("--max-sky", type=float, default=lim["max_sky"],
+                   help="QC: sky background at most this, e-/pixel (default: $DOWNLINK_QC_MAX_SKY or %(default)s)")
     return p
 
 
 def limits(env=None):
-    """The QC limits: the module defaults, or the environment's values where set."""
-    env = os.environ if env is None else env
-    found = {}
-    for key, variable, kind, default in LIMIT_VARIABLES:
-        text = (env.get(variable) or "").strip()
-        try:
-            found[key] = kind(text) if text else default
-        except ValueError:
-            raise StepError(f"{variable}={text!r} is not a valid {kind.__name__}") from None
-    return found
+    """The QC limits (downlink.settings: its defaults, or the environment's values where set)."""
+    env = {k: v.strip() for k, v in (os.environ if env is None else env).items()}
+    return {"min_sources": settings.get("qc_min_sources", env), "max_fwhm_arcsec": settings.get("qc_max_fwhm_arcsec", env),
+            "max_sky": settings.get("qc_max_sky", env)}
 
 
 def pixel_scale_arcsec(header):
@@ -166,19 +164,15 @@ def extract(image, catalog):
     scale = pixel_scale_arcsec(header)
     folder = os.path.dirname(catalog)
     os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{os.path.basename(catalog)}.{os.getpid()}.part")
     with tempfile.TemporaryDirectory(prefix="downlink-sources-") as tmp:
         params = os.path.join(tmp, "downlink.param")
         first = os.path.join(tmp, "first.cat")
         run_sextractor(image, sextractor_settings(first, params, SEEING_GUESS_ARCSEC, header), tmp)
         seeing = first_pass_seeing(read_ldac(first)[0], scale)
-        try:
+        with atomic_path(catalog) as partial:
+            os.unlink(partial)  # SExtractor creates it (run_sextractor checks that it did)
             run_sextractor(image, sextractor_settings(partial, params, seeing, header), tmp)
             sources, sex_header = read_ldac(partial)
-            os.replace(partial, catalog)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
     return sources, float(sex_header["SEXBKGND"]), scale
 
 
@@ -226,7 +220,7 @@ def describe(name, qc, ok, reasons):
 
 def run(args):
     night = layout.parse_night(args.night)
-    lim = limits()
+    lim = {"min_sources": args.min_sources, "max_fwhm_arcsec": args.max_fwhm_arcsec, "max_sky": args.max_sky}
     with db.connect() as conn:
         frames = conn.execute("SELECT reduced_id, path FROM reduced_frames WHERE night = %s ORDER BY path",
                               (night,)).fetchall()

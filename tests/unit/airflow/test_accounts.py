@@ -3,11 +3,8 @@
 import os
 import re
 import stat
-import sys
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import account_passwords as pw  # noqa: E402
 from downlink_airflow import account_roles as roles  # noqa: E402

@@ -1,8 +1,5 @@
 """Failure, stderr and digest mails: what they say (runs in the Airflow image; nothing is sent)."""
-import sys
 from types import SimpleNamespace
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
 

@@ -3,18 +3,15 @@ import asyncio
 import datetime
 import json
 import os
-import sys
 import types
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import arrivals  # noqa: E402
 from downlink_airflow.arrivals import ArrivalTrigger, pending_by_night, recent_nights  # noqa: E402
 from downlink_airflow.arrivals_dag import arrival_night, build_arrivals_dag  # noqa: E402
 from downlink_airflow.config import Settings  # noqa: E402
-from downlink_airflow.registry import load_registry  # noqa: E402
+from downlink_airflow.registry import load_registry, load_registry_text  # noqa: E402
 from downlink_airflow.registry_dags import INGEST_POOL, build_dags  # noqa: E402
 
 DAGS = os.environ.get("DOWNLINK_DAGS_FOLDER", "/opt/airflow/dags")
@@ -155,6 +152,19 @@ def test_the_night_template_renders_from_the_event_or_the_conf():
                   macros=macros) == "2026-11-25"
     run.conf = {"night": "2026-01-02"}
     assert render(triggering_asset_events={}, dag_run=run, params=params, macros=macros) == "2026-01-02"
+
+
+def test_the_ingest_steps_are_the_registrys_ingest_entries_in_order():
+    text = open(os.path.join(DAGS, "registry.yaml")).read()
+    assert text.count("ingest: true") == 3
+    # Without the flags, daily_chain has no ingest step, so there is no arrivals DAG.
+    plain = load_registry_text(text.replace("    ingest: true\n", ""), "registry.yaml")
+    assert plain.problems == [] and build_arrivals_dag(plain, Settings.from_env({})) is None
+    # Only download and index flagged: the arrivals step runs those two.
+    two = load_registry_text(text.replace("writes_archive: true      # the one step that may write raw/ (read-only everywhere else)\n"
+                                          "    ingest: true\n", "writes_archive: true\n"), "registry.yaml")
+    (task,) = build_arrivals_dag(two, Settings.from_env({})).tasks
+    assert task.command == ["sh", "-c", 'downlink download --night "$DOWNLINK_NIGHT" && downlink index --night "$DOWNLINK_NIGHT"']
 
 
 def test_switched_off_there_is_no_dag_and_no_pool():

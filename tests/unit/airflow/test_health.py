@@ -1,10 +1,7 @@
 """The Airflow-side checks of the diagnostics DAG, on canned API answers (runs in the Airflow image)."""
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import health  # noqa: E402
 

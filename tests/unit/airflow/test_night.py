@@ -1,11 +1,8 @@
 """The night a daily_chain run processes: the one asked for, else the night before the run."""
 import datetime
-import sys
 from types import SimpleNamespace
 
 import jinja2
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow.steps import NIGHT  # noqa: E402
 

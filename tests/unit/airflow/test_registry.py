@@ -1,12 +1,9 @@
 """The script registry: reading, checking, and the DAGs built from it (runs in the Airflow image)."""
 import os
-import sys
 import textwrap
 from datetime import timedelta
 
 import pytest
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow.config import Settings  # noqa: E402
 from downlink_airflow.registry import RegistryError, load_registry, load_registry_text  # noqa: E402
@@ -21,8 +18,8 @@ chains:
   night:
     schedule: "0 11 * * *"
 scripts:
-  - {name: download, command: "downlink download --night {night}", chain: night}
-  - {name: index, command: "downlink index --night {night}", chain: night, after: download}
+  - {name: download, command: "downlink download --night {night}", chain: night, ingest: true}
+  - {name: index, command: "downlink index --night {night}", chain: night, after: download, ingest: true}
 """
 
 
@@ -107,6 +104,21 @@ def test_a_heavy_step_gets_the_heavy_queue_and_pool_and_the_others_keep_the_defa
     # (download is in the ingest pool shared with the arrivals DAG: test_arrivals).
     assert (light.queue, light.pool) == ("default", "default_pool")
     assert download.queue == "default" and download.pool == "downlink_ingest"
+
+
+def test_the_registry_says_which_steps_ingest_not_their_names():
+    reg = registry("""
+      - {name: fetch_more, command: x, chain: night, after: index, ingest: true}
+      - {name: archive, command: x, chain: night, after: index}
+    """)
+    assert reg.problems == []
+    night = dags(reg)["night"]
+    assert night.get_task("fetch_more").pool == "downlink_ingest"
+    assert night.get_task("archive").pool == "default_pool"  # the name alone does not make an ingest step
+    bad = registry("""
+      - {name: odd, command: x, chain: night, ingest: maybe}
+    """)
+    assert any("'odd': ingest: 'maybe' is not true or false" in p for p in bad.problems), bad.problems
 
 
 def test_shell_syntax_runs_under_sh_and_plain_commands_are_split():

@@ -1,12 +1,9 @@
 """The reports file server (runs inside the Airflow image), mounted under /reports the way the
 api-server mounts a plugin's fastapi_apps."""
-import sys
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow import reports_plugin  # noqa: E402
 

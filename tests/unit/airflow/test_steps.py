@@ -1,7 +1,5 @@
 """Airflow-side wiring of a step (runs inside the Airflow image: make test-unit-airflow)."""
-import sys
 
-sys.path.insert(0, "/opt/airflow/plugins")
 
 from downlink_airflow.config import Settings  # noqa: E402
 from downlink_airflow.steps import DATA_DIR, RAW_DIR, astro_step  # noqa: E402

@@ -1,4 +1,4 @@
-# Runs inside the astro image (make test-unit-astro), where the step package is on PYTHONPATH.
+# Runs inside the astro image (make test-unit-astro), where the step package is installed.
 import os
 
 import pytest

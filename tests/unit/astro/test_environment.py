@@ -21,7 +21,6 @@ def run(cmd, env):
 )
 def test_pyraf_imstatistics_runs_with_a_bare_environment(env):
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env["PYTHONPATH"] = "/opt/downlink"
     out = run(IMSTAT, env)
     assert out.returncode == 0, out.stderr
     assert "npix = 262144" in out.stdout

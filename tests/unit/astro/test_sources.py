@@ -134,3 +134,13 @@ def test_step_records_one_qc_row_per_frame_and_reruns_cleanly(data_root, capsys)
     n, _, _, ok, reasons, _ = rows[sparse]
     assert n <= 4 and not ok and any("sources < 5" in r for r in reasons)
     assert sorted(os.listdir(data_root / "catalogs" / str(NIGHT))) == ["good.cat", "sparse.cat"]
+
+
+def test_a_bad_qc_setting_fails_the_sources_step_only(monkeypatch, capsys, tmp_path):
+    from downlink import cli
+
+    monkeypatch.setenv("DOWNLINK_QC_MAX_SKY", "bright")
+    assert cli.main(["sources", "--night", "2026-11-24"]) == 1
+    assert "downlink sources: error: DOWNLINK_QC_MAX_SKY='bright' is not a valid float" in capsys.readouterr().err
+    # Steps that do not use it are not stopped by it (each reads only its own settings).
+    assert cli.main(["make-manifest", str(tmp_path)]) == 0

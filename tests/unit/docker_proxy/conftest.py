@@ -1,5 +1,6 @@
 """Shared helpers for docker-proxy's tests: the proxy's code is in images/docker-proxy/ (not a
-package), and some tests start it as a process on a free loopback port."""
+package; pytest.ini puts it on pytest's pythonpath), and some tests start it as a process on a
+free loopback port."""
 import os
 import socket
 import subprocess
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 
 PROXY_DIR = Path(__file__).resolve().parents[3] / "images" / "docker-proxy"
-sys.path.insert(0, str(PROXY_DIR))
 
 
 def free_port():

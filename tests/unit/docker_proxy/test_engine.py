@@ -416,6 +416,10 @@ def test_what_the_engine_runs_is_what_was_checked(client, direct, image):
 
 
 def airflow_image(direct):
+    # This tree's image (the Makefile passes it): on a shared engine the newest airflow image may
+    # be another checkout's, without this tree's packages installed.
+    if os.environ.get("AIRFLOW_IMAGE"):
+        return os.environ["AIRFLOW_IMAGE"]
     tags = [t for i in sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
             for t in (i.get("RepoTags") or []) if t.startswith("downlink/airflow:")]
     if not tags:
@@ -448,7 +452,7 @@ def run_step(direct, airflow, proxy_url, image, mode="run"):
     (exit code, output)."""
     script = STEP_SCRIPT.format(run=RUN, image=image, url=proxy_url, volume=VOLUME, labels=LABELS)
     c = direct.create_container(
-        airflow, command=["python", "-c", script, mode], environment={"PYTHONPATH": "/opt/airflow/plugins"},
+        airflow, command=["python", "-c", script, mode],
         labels=LABELS, host_config=direct.create_host_config(
             network_mode="host", mounts=[Mount("/opt/airflow/plugins", str(ROOT / "plugins"), type="bind", read_only=True)]))
     try:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PROXY_DIR, exchange  # noqa: F401  (PROXY_DIR puts the proxy's code on sys.path)
+from conftest import exchange
 
 NET = "downlink-net"
 ENV = {"PROXY_ALLOWED_IMAGES": "downlink/", "PROXY_ALLOWED_NETWORKS": f"{NET},none",

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import PROXY_DIR, exchange  # noqa: F401  (PROXY_DIR puts the proxy's code on sys.path)
+from conftest import PROXY_DIR, exchange
 
 PRIVILEGED = json.dumps({"Image": "downlink/astro:1", "HostConfig": {"Privileged": True}}).encode()
 GOOD = json.dumps({"Image": "downlink/astro:1", "Env": ["SECRET=hunter2"],
