@@ -83,7 +83,15 @@ ensure_podman() {
   # CONTAINERS_CONF: tools/podman/containers.conf (rlimits this kind of host allows; see there).
   CONTAINERS_CONF=$PODMAN_CONF setsid podman system service --time=0 "unix://$PODMAN_SOCKET" \
     >>"$PODMAN_LOG" 2>&1 </dev/null &
-  for _ in $(seq 1 60); do DOCKER_HOST=$(podman_host) docker version >/dev/null 2>&1 && return 0; sleep 1; done
+  for _ in $(seq 1 60); do
+    if DOCKER_HOST=$(podman_host) docker version >/dev/null 2>&1; then
+      # Podman makes it 0600; the docker-proxy (uid 10001) reaches it through the socket's group
+      # (make-env.sh: DOCKER_GID), as with Docker's socket. rw for the group, as Podman's systemd unit does.
+      chmod 0660 "$PODMAN_SOCKET"
+      return 0
+    fi
+    sleep 1
+  done
   die "Podman's API did not answer on $PODMAN_SOCKET within 60 s; see $PODMAN_LOG"
 }
 
@@ -111,6 +119,8 @@ ensure_engine() {
   fi
   docker info >/dev/null 2>&1 && return 0
   # A DOCKER_HOST the user set is their engine: we never install or start another one.
+  # The Podman socket this script manages: (re)started like dockerd is.
+  if [ "${DOCKER_HOST:-}" = "$(podman_host)" ]; then ensure_podman; return 0; fi
   [ -z "${DOCKER_HOST:-}" ] || die "DOCKER_HOST=$DOCKER_HOST does not answer ('docker info' failed): start that engine (for Podman: 'systemctl --user start podman.socket' or 'podman system service'), or unset DOCKER_HOST."
   if ! command -v dockerd >/dev/null 2>&1; then
     is_root_debian || missing "a container engine (Podman or Docker) and the docker client" \
@@ -216,6 +226,7 @@ case "${1:-all}" in
   go) ensure_go ;;
   podman) DOWNLINK_ENGINE=podman ensure_engine ;;
   podman-host) podman_host ;;
+  engine-kind) if want_podman; then echo podman; else echo docker; fi ;;  # for the Makefile
   all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_maildev ;;
-  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|go|podman|podman-host|all)" ;;
+  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|go|podman|podman-host|engine-kind|all)" ;;
 esac
