@@ -1,7 +1,7 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: test-podman bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
+.PHONY: test-podman podman-e2e-project bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -208,9 +208,14 @@ e2e-projects:
 PODMAN_E2E_PROJECT ?= downlink-test-podman
 PODMAN_E2E_PORTS ?= 18881 18882 18883
 PODMAN_HOST = $(shell tools/bootstrap.sh podman-host)
+podman-e2e-project:
+	@echo $(PODMAN_E2E_PROJECT)
 test-podman: $(if $(BUILT),,build env) $(VENV)/.done  ## the e2e smoke test on Podman (sample night, one failure mail)
 	@tools/bootstrap.sh podman
 	@DOCKER_HOST=$(PODMAN_HOST) tools/podman-images.sh $(TAG)
+	@# the docker-proxy and the real DockerOperator against Podman's API (create/attach/wait/logs ...)
+	DOCKER_PROXY_TEST_SOCKET=$(patsubst unix://%,%,$(PODMAN_HOST)) DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) \
+	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy/test_engine.py
 	DOCKER_HOST=$(PODMAN_HOST) DOWNLINK_E2E_PROJECT=$(PODMAN_E2E_PROJECT) DOWNLINK_E2E_WEB_PORT=$(word 1,$(PODMAN_E2E_PORTS)) \
 	  DOWNLINK_E2E_MAIL_PORT=$(word 2,$(PODMAN_E2E_PORTS)) DOWNLINK_E2E_DB_PORT=$(word 3,$(PODMAN_E2E_PORTS)) \
 	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e_podman

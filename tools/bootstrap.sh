@@ -67,16 +67,29 @@ podman_helper() {  # podman_helper NAME: one of Podman's helper binaries is inst
     [ -x "$d/$1" ] && return 0; done; return 1
 }
 
+# Without systemd, Podman runs no healthcheck (its timers are systemd's): tools/podman-healthchecks.sh
+# does it, next to the service, as long as it runs.
+ensure_podman_healthchecks() {
+  case $(systemctl is-system-running 2>/dev/null) in running|degraded|starting) return 0 ;; esac
+  local pidfile; pidfile="$(dirname "$PODMAN_SOCKET")/healthchecks.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
+  say "no systemd: running the containers' healthchecks with tools/podman-healthchecks.sh"
+  CONTAINERS_CONF=$PODMAN_CONF setsid "$ROOT/tools/podman-healthchecks.sh" >>"$PODMAN_LOG" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+}
+
 ensure_podman() {
-  # netavark and aardvark-dns: name resolution between a stack's services (containers.conf).
-  if ! command -v podman >/dev/null 2>&1 || ! podman_helper netavark || ! podman_helper aardvark-dns; then
-    is_root_debian || missing "podman (the container engine)" "podman" "podman netavark aardvark-dns uidmap slirp4netns" \
+  # netavark and aardvark-dns: name resolution between a stack's services (containers.conf);
+  # catatonit: the init of containers created with init: true (Docker's docker-init).
+  if ! command -v podman >/dev/null 2>&1 || ! podman_helper netavark || ! podman_helper aardvark-dns \
+      || ! podman_helper catatonit; then
+    is_root_debian || missing "podman (the container engine)" "podman" "podman netavark aardvark-dns catatonit uidmap slirp4netns" \
       "rootless also needs /etc/subuid and /etc/subgid ranges for this user (usermod --add-subuids/--add-subgids)"
-    apt_install podman netavark aardvark-dns uidmap slirp4netns fuse-overlayfs
+    apt_install podman netavark aardvark-dns catatonit uidmap slirp4netns fuse-overlayfs
   fi
   command -v docker >/dev/null 2>&1 || missing "the docker client (talks to Podman's Docker-compatible API; no Docker engine is needed)" \
     "docker-ce-cli docker-compose-plugin   # Docker's RHEL repository: client only" "docker.io  # or docker-ce-cli docker-compose-plugin"
-  DOCKER_HOST=$(podman_host) docker version >/dev/null 2>&1 && return 0
+  if DOCKER_HOST=$(podman_host) docker version >/dev/null 2>&1; then ensure_podman_healthchecks; return 0; fi
   mkdir -p "$(dirname "$PODMAN_SOCKET")" "$(dirname "$PODMAN_LOG")"
   rm -f "$PODMAN_SOCKET"
   say "starting Podman's Docker-compatible API on $PODMAN_SOCKET (log: $PODMAN_LOG)"
@@ -88,6 +101,7 @@ ensure_podman() {
       # Podman makes it 0600; the docker-proxy (uid 10001) reaches it through the socket's group
       # (make-env.sh: DOCKER_GID), as with Docker's socket. rw for the group, as Podman's systemd unit does.
       chmod 0660 "$PODMAN_SOCKET"
+      ensure_podman_healthchecks
       return 0
     fi
     sleep 1

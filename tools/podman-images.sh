@@ -37,6 +37,9 @@ for name in $IMAGES; do
     start=$SECONDS
     docker -H "$SOURCE" save "$ref" | docker load -q >/dev/null
     target_id "$ref" >/dev/null || { say "$ref: docker save | load gave no image"; exit 1; }
+    # Podman names a loaded downlink/x as localhost/downlink/x; the name Docker gives it too, so
+    # that clients comparing RepoTags see the same name on both engines.
+    docker tag "$ref" "$ref"
     say "$ref: copied from Docker in $((SECONDS - start)) s"
   else
     to_build+=("$name")
