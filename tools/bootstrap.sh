@@ -78,6 +78,21 @@ ensure_podman_healthchecks() {
   echo $! >"$pidfile"
 }
 
+# With Docker's engine on the same host, the FORWARD policy is DROP and bridged frames pass through
+# iptables (br_netfilter): netavark accepts its networks' routed traffic, but not the frames
+# between two containers of one *internal* network (the stack's docker-api network), so the
+# scheduler cannot reach the docker-proxy (connect timeout). Accept frames bridged within a Podman
+# bridge (L2, one network), as a bridge without br_netfilter would; traffic routed between
+# networks still meets netavark's isolation rules. Only rootful and only where the policy is DROP.
+PODMAN_FORWARD_RULE=(-i "podman+" -m physdev --physdev-is-bridged -m comment --comment "downlink: frames within a Podman network (tools/bootstrap.sh)" -j ACCEPT)
+ensure_podman_forwarding() {
+  [ "$(id -u)" = 0 ] && command -v iptables >/dev/null 2>&1 || return 0
+  iptables -S FORWARD 2>/dev/null | grep -q '^-P FORWARD DROP' || return 0
+  iptables -C FORWARD "${PODMAN_FORWARD_RULE[@]}" 2>/dev/null && return 0
+  say "Docker's FORWARD policy is DROP: accepting frames within each Podman network"
+  iptables -I FORWARD 1 "${PODMAN_FORWARD_RULE[@]}" || die "could not add the iptables rule for Podman's bridges"
+}
+
 ensure_podman() {
   # netavark and aardvark-dns: name resolution between a stack's services (containers.conf);
   # catatonit: the init of containers created with init: true (Docker's docker-init).
@@ -89,6 +104,7 @@ ensure_podman() {
   fi
   command -v docker >/dev/null 2>&1 || missing "the docker client (talks to Podman's Docker-compatible API; no Docker engine is needed)" \
     "docker-ce-cli docker-compose-plugin   # Docker's RHEL repository: client only" "docker.io  # or docker-ce-cli docker-compose-plugin"
+  ensure_podman_forwarding
   if DOCKER_HOST=$(podman_host) docker version >/dev/null 2>&1; then ensure_podman_healthchecks; return 0; fi
   mkdir -p "$(dirname "$PODMAN_SOCKET")" "$(dirname "$PODMAN_LOG")"
   rm -f "$PODMAN_SOCKET"

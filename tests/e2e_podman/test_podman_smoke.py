@@ -24,6 +24,24 @@ def test_the_engine_is_podman_and_the_stack_is_healthy(stack):
     assert services["airflow-init"]["State"] == "exited" and services["airflow-init"]["ExitCode"] == 0
 
 
+def reaches(stack, service, host, port=2375):
+    """Whether `service` opens a TCP connection to host:port (within 5 s)."""
+    probe = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)\n"
+             "except OSError:\n    print('no')\nelse:\n    print('yes')")
+    return stack.compose("exec", "-T", service, "python", "-c", probe, host, str(port)).stdout.strip() == "yes"
+
+
+def test_only_the_scheduler_reaches_the_docker_proxy(stack):
+    """The internal docker-api network works on Podman (netavark), and keeps its isolation: the
+    web-facing api-server reaches the proxy neither by name nor by address."""
+    address = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                              stack.services()["docker-proxy"]["Name"]], capture_output=True, text=True,
+                             timeout=60, check=True).stdout.strip()
+    assert address
+    assert reaches(stack, "scheduler", "docker-proxy")
+    assert not reaches(stack, "api-server", "docker-proxy") and not reaches(stack, "api-server", address)
+
+
 def test_the_sample_night_succeeds_on_podman(stack, sample_night):
     run_id, state, states = sample_night
     assert state == "success", states
