@@ -197,6 +197,10 @@ ensure_base_image() {
   debootstrap --variant=minbase bookworm "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 \
     || { tail -n 20 "$dir.log" >&2; die "debootstrap failed"; }
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
+  # The tarball's "." is the image's "/": mktemp's 0700 would lock every non-root user out where the
+  # engine keeps it (rootless Podman's vfs storage: "stat /usr/bin/id: permission denied"; Docker's
+  # overlay2 happens to show 0755).
+  chmod 0755 "$dir"
   tar -C "$dir" -c . | docker import - "$BASE_IMAGE" >/dev/null
   rm -rf "$dir" "$dir.log"
 }
