@@ -211,6 +211,7 @@ PODMAN_HOST = $(shell tools/bootstrap.sh podman-host)
 podman-e2e-project:
 	@echo $(PODMAN_E2E_PROJECT)
 test-podman: $(if $(BUILT),,build env) $(VENV)/.done  ## the e2e smoke test on Podman (sample night, one failure mail)
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/tools  # the bootstrap's engine choice, on a faked host
 	@tools/bootstrap.sh podman
 	@DOCKER_HOST=$(PODMAN_HOST) tools/podman-images.sh $(TAG)
 	@# the docker-proxy and the real DockerOperator against Podman's API (create/attach/wait/logs ...)
