@@ -1,12 +1,19 @@
 # Downlink. The two set-up commands: `make up` (stack + sample run) and `make test` (all tests).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: test-unit-config test-unit-contract
+.PHONY: test-unit-config test-unit-contract test-podman podman-e2e-project
 .PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
 COMPOSE := docker compose
+# Podman as the engine (DOWNLINK_ENGINE=podman, or podman installed and dockerd not; docs/install.md):
+# every docker/compose command here then talks to Podman's Docker-compatible API on its own socket.
+ifndef DOCKER_HOST
+ifeq ($(shell tools/bootstrap.sh engine-kind),podman)
+export DOCKER_HOST := $(shell tools/bootstrap.sh podman-host)
+endif
+endif
 VENV := .venv
 PYTEST_FLAGS ?= -q -p no:cacheprovider -rs --durations=15
 
@@ -119,7 +126,8 @@ test: build browser $(VENV)/.done env $(FAKE_ENGINE)  ## run every test: lint, t
 	@$(MAKE) --no-print-directory lint
 	@tools/parallel.sh build/logs/test unit "$(MAKE) --no-print-directory $(UNIT_SUITES)" \
 	  $(foreach g,$(E2E_GROUPS),e2e-$(g) "$(MAKE) --no-print-directory test-e2e-$(g) BUILT=1") \
-	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1"
+	  e2e-celery "$(MAKE) --no-print-directory test-e2e-celery BUILT=1" \
+	  e2e-podman "$(MAKE) --no-print-directory test-podman BUILT=1"
 
 lint: $(VENV)/.done  ## ruff over all of the repository's Python (ruff.toml), mypy over the packages (mypy.ini)
 	$(VENV)/bin/ruff check --no-cache .
@@ -207,6 +215,26 @@ test-e2e-faults: $(E2E_PREREQS)
 # The compose projects the e2e targets use (.ci/run tears each one down).
 e2e-projects:
 	@echo $(foreach g,$(E2E_GROUPS),$(E2E_PROJECT_$(g))) downlink-test-celery
+
+# The smoke test on Podman (tests/e2e_podman): its own engine (Podman's API on its own socket, its
+# own storage and networks; DOCKER_HOST names it for every command of the target), the sample night
+# and one failure mail. Images come from tools/podman-images.sh (copied from Docker when it has
+# them, else built with Podman). Project and ports: PODMAN_E2E_* (make test runs it next to the others).
+PODMAN_E2E_PROJECT ?= downlink-test-podman
+PODMAN_E2E_PORTS ?= 18881 18882 18883
+PODMAN_HOST = $(shell tools/bootstrap.sh podman-host)
+podman-e2e-project:
+	@echo $(PODMAN_E2E_PROJECT)
+test-podman: $(if $(BUILT),,build env) $(VENV)/.done  ## the e2e smoke test on Podman (sample night, one failure mail)
+	$(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/tools  # the bootstrap's engine choice, on a faked host
+	@tools/bootstrap.sh podman
+	@DOCKER_HOST=$(PODMAN_HOST) tools/podman-images.sh $(TAG)
+	@# the docker-proxy and the real DockerOperator against Podman's API (create/attach/wait/logs ...)
+	DOCKER_PROXY_TEST_SOCKET=$(patsubst unix://%,%,$(PODMAN_HOST)) DOCKER_PROXY_IMAGE=downlink/docker-proxy:$(TAG) \
+	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/unit/docker_proxy/test_engine.py
+	DOCKER_HOST=$(PODMAN_HOST) DOWNLINK_E2E_PROJECT=$(PODMAN_E2E_PROJECT) DOWNLINK_E2E_WEB_PORT=$(word 1,$(PODMAN_E2E_PORTS)) \
+	  DOWNLINK_E2E_MAIL_PORT=$(word 2,$(PODMAN_E2E_PORTS)) DOWNLINK_E2E_DB_PORT=$(word 3,$(PODMAN_E2E_PORTS)) \
+	  $(VENV)/bin/python -m pytest $(PYTEST_FLAGS) tests/e2e_podman
 
 # Its own stack (project downlink-test-celery): CeleryExecutor with two workers; spread and failover.
 test-e2e-celery: $(E2E_PREREQS)  ## two Celery workers: a night spread over both, one killed mid-run

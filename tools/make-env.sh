@@ -36,7 +36,13 @@ default_var AIRFLOW_JWT_SECRET "$(secret 64)"  # HS512 wants a 64-byte key
 default_var AIRFLOW_API_SECRET_KEY "$(secret)"
 default_var DOWNLINK_ADMIN_PASSWORD "$(secret)"
 set_var DOWNLINK_TAG "$TAG"
-sock=${DOCKER_SOCKET:-/var/run/docker.sock}
+# The engine's socket, which the docker-proxy service mounts: DOCKER_SOCKET, else the one a
+# unix:// DOCKER_HOST names (Podman's, tools/bootstrap.sh), else Docker's usual one.
+case ${DOCKER_HOST:-} in
+  unix://*) sock=${DOCKER_SOCKET:-${DOCKER_HOST#unix://}} ;;
+  *) sock=${DOCKER_SOCKET:-/var/run/docker.sock} ;;
+esac
+set_var DOCKER_SOCKET "$sock"
 set_var DOCKER_GID "$(stat -c %g "$sock" 2>/dev/null || echo 0)"
 
 # Which compose files make the stack (docker compose reads COMPOSE_FILE from .env, so every later

@@ -17,6 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 import dagrun  # noqa: E402
 
+# DOWNLINK_E2E_SMALL_DATA=0: the data volume is an ordinary named volume, not the small tmpfs the
+# host mounts (which needs root; tests/e2e_podman does not fill the disk).
+SMALL_DATA = os.environ.get("DOWNLINK_E2E_SMALL_DATA", "1") != "0"
 TEST_ENV = {
     "DOWNLINK_PROJECT": os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test"),
     "DOWNLINK_WEB_PORT": os.environ.get("DOWNLINK_E2E_WEB_PORT", "18080"),
@@ -33,7 +36,7 @@ TEST_ENV = {
     "COMPOSE_FILE": os.pathsep.join([os.path.join(ROOT, "docker-compose.yaml")]
                                     + ([os.path.join(ROOT, "docker-compose.celery.yaml")]
                                        if os.environ.get("DOWNLINK_E2E_CELERY") else [])
-                                    + [os.path.join(ROOT, "tests", "e2e", "compose.small-data.yaml")]),
+                                    + ([os.path.join(ROOT, "tests", "e2e", "compose.small-data.yaml")] if SMALL_DATA else [])),
     "DOWNLINK_E2E_DATA_DIR": os.path.join(ROOT, "build", "e2e-data-" + os.environ.get("DOWNLINK_E2E_PROJECT", "downlink-test")),
     # The free-space check is scaled to that volume.
     "DOWNLINK_MIN_FREE_GB": "0.05",
@@ -47,6 +50,8 @@ SAMPLE_NIGHT = "2026-11-24"
 
 def mount_data_volume():
     """A fresh tmpfs of DATA_SIZE under the e2e data volume."""
+    if not SMALL_DATA:
+        return
     target = TEST_ENV["DOWNLINK_E2E_DATA_DIR"]
     unmount_data_volume()
     os.makedirs(target, exist_ok=True)
@@ -55,6 +60,8 @@ def mount_data_volume():
 
 
 def unmount_data_volume():
+    if not SMALL_DATA:
+        return
     target = TEST_ENV["DOWNLINK_E2E_DATA_DIR"]
     while os.path.ismount(target):
         subprocess.run(["umount", target], check=True, capture_output=True, text=True)

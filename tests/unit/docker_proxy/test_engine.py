@@ -38,6 +38,19 @@ def direct_client():
     return docker.APIClient(base_url=f"unix://{SOCKET}", version="auto", timeout=120)
 
 
+def familiar(ref):
+    """An image reference as Docker's API spells it (Podman's adds docker.io/ or localhost/)."""
+    for prefix in ("docker.io/", "localhost/"):
+        if ref.startswith(prefix):
+            return ref[len(prefix):]
+    return ref
+
+
+def is_podman(direct):
+    """The engine is Podman's Docker-compatible API (DOCKER_PROXY_TEST_SOCKET=Podman's socket)."""
+    return any(c.get("Name") == "Podman Engine" for c in direct.version().get("Components") or [])
+
+
 def pick_image(direct):
     """downlink/astro:<this tree's tag>, else the newest local downlink/astro, else any downlink/*."""
     try:
@@ -46,7 +59,8 @@ def pick_image(direct):
     except OSError:
         tag = ""
     images = sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
-    tags = [t for i in images for t in (i.get("RepoTags") or []) if t.startswith("downlink/")]
+    # Podman's API names images in full (docker.io/downlink/x, localhost/downlink/x); Docker's in short.
+    tags = [familiar(t) for i in images for t in (i.get("RepoTags") or []) if familiar(t).startswith("downlink/")]
     for want in ([f"downlink/astro:{tag}"] if tag else []) + [t for t in tags if t.startswith("downlink/astro:")] + tags:
         if want in tags and not want.startswith("downlink/docker-proxy:"):
             return want
@@ -277,12 +291,13 @@ def test_host_settings_at_the_top_level_of_the_body(proxy, direct, image):
     """Engine 20.10 takes HostConfig fields from the top level of a create body that has no
     HostConfig: proven here on the engine itself, and refused by the proxy."""
     body = {"Image": image, "Cmd": ["true"], "Labels": LABELS, "Privileged": True}
-    created = direct._post_json(direct._url("/containers/create"), data=body)
-    cid = direct._result(created, json=True)["Id"]
-    try:
-        assert direct.inspect_container(cid)["HostConfig"]["Privileged"] is True
-    finally:
-        direct.remove_container(cid, force=True)
+    if not is_podman(direct):  # Podman's API ignores a top-level Privileged; Docker's applies it
+        created = direct._post_json(direct._url("/containers/create"), data=body)
+        cid = direct._result(created, json=True)["Id"]
+        try:
+            assert direct.inspect_container(cid)["HostConfig"]["Privileged"] is True
+        finally:
+            direct.remove_container(cid, force=True)
     status, answer = raw_request(proxy, "POST", "/v1.41/containers/create", body)
     assert status == 403 and "(rule: privileged)" in answer["message"]
     status, answer = raw_request(proxy, "POST", "/v1.41/containers/create",
@@ -391,10 +406,26 @@ def test_attack_battery(proxy, direct, client, image):
     assert direct.containers(all=True, filters={"label": f"org.downlink.smuggled={RUN}"}) == []
     for c in direct.containers(all=True, filters={"label": f"org.downlink.test=docker-proxy-{RUN}"}):
         info = direct.inspect_container(c["Id"])
-        if info["Config"]["Image"].startswith("downlink/docker-proxy"):
+        if familiar(info["Config"]["Image"]).startswith("downlink/docker-proxy"):
             continue
         assert not info["HostConfig"]["Privileged"] and not info["HostConfig"]["Binds"], info["Name"]
         assert info["HostConfig"]["PidMode"] == "" and info["HostConfig"]["PidsLimit"], info["Name"]
+
+
+def host_mounts(hc):
+    """(type, target) of a container's HostConfig mounts. Podman's inspect has no HostConfig.Mounts
+    and shows a tmpfs mount in HostConfig.Tmpfs, as Docker does for --tmpfs."""
+    return ([(m["Type"], m["Target"]) for m in hc.get("Mounts") or []]
+            + [("tmpfs", target) for target in hc.get("Tmpfs") or {}])
+
+
+def drops_every_default_cap(direct, dropped):
+    """Podman's inspect lists a CapDrop of ALL as the engine's default capabilities, one by one."""
+    if not is_podman(direct):
+        return False
+    info = direct._result(direct._get(direct.base_url + "/v4.0.0/libpod/info"), json=True)
+    defaults = {c.removeprefix("CAP_") for c in info["host"]["security"]["capabilities"].split(",")}
+    return bool(defaults) and defaults <= {c.upper().removeprefix("CAP_") for c in dropped}
 
 
 def test_what_the_engine_runs_is_what_was_checked(client, direct, image):
@@ -408,9 +439,10 @@ def test_what_the_engine_runs_is_what_was_checked(client, direct, image):
     cid = client._result(created, json=True)["Id"]
     try:
         hc = direct.inspect_container(cid)["HostConfig"]
-        assert hc["Memory"] == 64 << 20 and hc["PidsLimit"] == 32 and hc["CapDrop"] == ["ALL"]
+        assert hc["Memory"] == 64 << 20 and hc["PidsLimit"] == 32 and not hc.get("CapAdd")
+        assert hc["CapDrop"] == ["ALL"] or drops_every_default_cap(direct, hc["CapDrop"]), hc["CapDrop"]
         assert hc["SecurityOpt"] == ["no-new-privileges"] and hc["Init"] is True and hc["ShmSize"] == 1 << 20
-        assert [m["Type"] for m in hc["Mounts"]] == ["tmpfs"] and not hc["Privileged"]
+        assert host_mounts(hc) == [("tmpfs", "/scratch")] and not hc["Privileged"] and not hc.get("Binds")
     finally:
         direct.remove_container(cid, force=True)
 
@@ -421,7 +453,7 @@ def airflow_image(direct):
     if os.environ.get("AIRFLOW_IMAGE"):
         return os.environ["AIRFLOW_IMAGE"]
     tags = [t for i in sorted(direct.images(), key=lambda i: i.get("Created", 0), reverse=True)
-            for t in (i.get("RepoTags") or []) if t.startswith("downlink/airflow:")]
+            for t in map(familiar, i.get("RepoTags") or []) if t.startswith("downlink/airflow:")]
     if not tags:
         pytest.skip("no downlink/airflow image")
     return tags[0]
