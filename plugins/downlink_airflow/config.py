@@ -118,6 +118,12 @@ class Settings:
     arrivals_enabled: bool = setting("DOWNLINK_ARRIVALS", "true", "ingest new files as they arrive; false switches the watcher and the arrivals DAG off", flag)
     arrivals_poll_seconds: float = setting("DOWNLINK_ARRIVALS_POLL_SECONDS", "5", "how often the arrivals watcher reads the source's manifests", positive)
     arrivals_nights: int = setting("DOWNLINK_ARRIVALS_NIGHTS", "2", "how many recent nights the watcher follows (the current one and the one before)", _count)
+    # The scheduler's LocalExecutor (downlink_airflow.executor): how long a scheduler loop waits for
+    # a running task to end before it goes on (it wakes at once when one does).
+    task_end_wait: float = setting("DOWNLINK_TASK_END_WAIT", "1",
+                                   "LocalExecutor: seconds a scheduler loop waits for a running task to end, waking at once when one does "
+                                   "(the next step then starts without polling; 0: Airflow's polling every DOWNLINK_SCHEDULER_IDLE_SLEEP)",
+                                   _number)
     # The stack's own admin account (airflow-init keeps it in step; diagnostics reads the API as it).
     admin_user: str = setting("DOWNLINK_ADMIN_USER", "admin", "name of the stack's own admin web account")
     admin_password: str = setting("DOWNLINK_ADMIN_PASSWORD", "", "its password (generated into .env by make env)")

@@ -60,7 +60,8 @@ def table(columns, rows):
     return "\n".join(out)
 
 
-def render(results, load_start):
+def render(results, load_start, kept_rows=(), kept_sections=()):
+    """The page; `kept_rows`/`kept_sections` ((order, text)) come from the page before (old_sections)."""
     lines = ["# Benchmarks", "",
              "Written by `make bench` (tools/bench/report.py) from `build/bench/*.json`; do not edit by hand.",
              "Each benchmark measures Downlink and its baseline side by side in the same run; see its notes.", "",
@@ -73,8 +74,13 @@ def render(results, load_start):
              "## Summary", "",
              table(["benchmark", "target", "measured", "ratio", "met"],
                    [[r["title"], t["target"], t["measured"], t["ratio"], {True: "yes", False: "**no**"}.get(t["met"], "–")]
-                    for r in results for t in r["targets"]]), ""]
-    for r in results:
+                    for r in results for t in r["targets"]])]
+    lines += [*kept_rows, ""]
+    sections = sorted([(r["order"], r) for r in results] + list(kept_sections), key=lambda x: x[0])
+    for _, r in sections:
+        if isinstance(r, str):
+            lines += [r.rstrip(), ""]
+            continue
         lines += [f"## {r['order']}. {r['title']}", "",
                   f"Measured {r['measured_at']} in {r['seconds']:.0f} s (`make bench ONLY={r['name']}`).", ""]
         for t in r.get("tables", []):
@@ -86,21 +92,55 @@ def render(results, load_start):
     return "\n".join(lines)
 
 
+RESULTS_KEPT = os.path.join(ROOT, "docs", "bench", "results")
+
+
+def load_results(results_dir):
+    """{name: result}: the last committed results (docs/bench/results), replaced by this run's
+    (build/bench). Files there that are not results (ingest-times.json: raw times) are left out."""
+    results = {}
+    for folder in (RESULTS_KEPT, results_dir):
+        for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+            with open(path) as fh:
+                r = json.load(fh)
+            if isinstance(r, dict) and {"name", "order", "title", "targets"} <= r.keys():
+                results[r["name"]] = r
+    return results
+
+
+def old_sections(page, titles):
+    """Summary rows and sections of an existing page for benchmarks with no result file (measured
+    before results were kept in docs/bench/results): a subset run must not drop them."""
+    if not os.path.exists(page):
+        return [], []
+    with open(page) as fh:
+        text = fh.read()
+    parts = text.split("\n## ")
+    rows = [line for part in parts if part.startswith("Summary") for line in part.splitlines()[4:]
+            if line.startswith("| ") and line.split(" | ")[0][2:] not in titles]
+    sections = [(int(part.split(".", 1)[0]), "## " + part.rstrip()) for part in parts
+                if part[:1].isdigit() and part.split("\n", 1)[0].split(". ", 1)[-1] not in titles]
+    return rows, sections
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--results", default=os.path.join(ROOT, "build", "bench"))
     p.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     p.add_argument("--load-start", default="")
     args = p.parse_args()
-    results = []
-    for path in sorted(glob.glob(os.path.join(args.results, "*.json"))):
-        with open(path) as fh:
-            results.append(json.load(fh))
-    results.sort(key=lambda r: (r["order"], r["name"]))
+    results = sorted(load_results(args.results).values(), key=lambda r: (r["order"], r["name"]))
+    os.makedirs(RESULTS_KEPT, exist_ok=True)
+    for r in results:  # kept with the page, so the next subset run can render every section
+        with open(os.path.join(RESULTS_KEPT, f"{r['name']}.json"), "w") as fh:
+            json.dump(r, fh, indent=1, sort_keys=True)
+    rows, sections = old_sections(args.out, {r["title"] for r in results})
+    page = render(results, args.load_start, rows, sections)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
-        fh.write(render(results, args.load_start))
-    print(f"bench: wrote {os.path.relpath(args.out, ROOT)} ({len(results)} benchmarks)")
+        fh.write(page)
+    print(f"bench: wrote {os.path.relpath(args.out, ROOT)} ({len(results)} benchmarks from results, "
+          f"{len(sections)} kept from the page)")
 
 
 if __name__ == "__main__":
