@@ -3,7 +3,7 @@
     python -m downlink_airflow.cli import-crontab FILE [--into REGISTRY] [--wrapper NAME ...] [--skip-unsupported]
     make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
 
-Pure Python + PyYAML and croniter (no Airflow): tests call `import_crontab(text)` directly.
+Pure Python + PyYAML, croniter and ruamel.yaml (the merge; no Airflow): tests call `import_crontab(text)` directly.
 
 Modules: parse (the crontab's lines, variables, MAILTO), schedule (cron fields and @macros),
 shell (cron's % rule, splitting a command list), command (one line's commands into entries),

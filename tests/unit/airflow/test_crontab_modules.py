@@ -1,5 +1,7 @@
 """The crontab importer's modules on their own (plugins/downlink_airflow/crontab/), run in the
 Airflow image; test_crontab_import.py covers the whole import through goldens and the CLI."""
+import difflib
+
 import pytest
 import yaml
 
@@ -91,3 +93,23 @@ def test_merge_refuses_an_inline_block_and_text_that_is_not_one_yaml_document():
 def test_registry_names_include_chains_and_scripts_with_their_own_schedule():
     names, chains = merge.registry_names({"chains": {"a": {}}, "scripts": [{"name": "x"}, {"name": "y", "schedule": "@daily"}]})
     assert names == {"x", "y"} and chains == {"a", "y"}
+
+
+def test_merge_keeps_what_follows_a_block_after_the_new_entries():
+    # ruamel keeps the lines after a value with that value: the comment that introduces scripts:
+    # stays in front of it, the file's last lines stay last, flow lists and quotes stay as written.
+    text = ("version: 1\nchains:\n  a:\n    schedule: '@daily'  # eol\n    tags: [x, y]\n\n# the scripts\n"
+            "scripts:\n  - name: s\n    command: \"s --x\"  # last\n    chain: a\n  # indented tail\n# after\n")
+    merged = merge.merge_text(text, import_crontab("0 1 * * * x.sh\n", "c"))
+    lines = merged.splitlines()
+    ops = difflib.SequenceMatcher(None, text.splitlines(), lines, autojunk=False).get_opcodes()
+    assert {tag for tag, *_ in ops} <= {"equal", "insert"}
+    assert lines.index("    description: imported from c line 1") < lines.index("# the scripts")
+    assert lines[-3:] == ["    chain: cron_daily_0100", "  # indented tail", "# after"]
+    assert yaml.safe_load(merged)["chains"]["cron_daily_0100"]["schedule"] == "0 1 * * *"
+
+
+def test_merge_refuses_what_ruamel_would_write_differently():
+    # ruamel writes a null as `null` whatever the spelling: a `~` is refused, not rewritten.
+    with pytest.raises(merge.MergeError, match="unusual layout"):
+        merge.merge_text("version: 1\nchains:\n  a: {schedule: ~}\nscripts: []\n", import_crontab("0 1 * * * x.sh\n", "c"))
