@@ -10,7 +10,10 @@ TOP=("apache-airflow==3.3.2" apache-airflow-providers-celery apache-airflow-prov
      async-timeout
      # celery 5.7 dropped celery.backends.database.retry, which the celery provider (3.26) imports:
      # its workers die at start with "cannot import name 'retry'".
-     "celery<5.7")
+     "celery<5.7"
+     # the crontab importer's comment-preserving merge into registry.yaml (round-trip mode; pure
+     # Python since 0.19: ruamel.yaml.clib is only its `oldlibyaml` extra)
+     ruamel.yaml)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --upgrade pip

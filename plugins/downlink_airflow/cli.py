@@ -44,11 +44,11 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_check_parser(sub)
     try:
-        from downlink_airflow import crontab_import
+        from downlink_airflow.crontab import cli as crontab_cli
     except ImportError:  # pragma: no cover - the importer ships with the registry
-        crontab_import = None
-    if crontab_import is not None:
-        crontab_import.add_parser(sub)
+        crontab_cli = None
+    if crontab_cli is not None:
+        crontab_cli.add_parser(sub)
     args = parser.parse_args(argv)
     return args.run(args) or 0
 

@@ -269,57 +269,76 @@ class _Checker:
 
 def parse_registry(data, source="registry.yaml", env=None):
     """A Registry from the YAML's data. Raises RegistryError only when nothing can be used;
-    problems with single entries or chains are collected in `Registry.problems`."""
+    problems with single entries or chains are collected in `Registry.problems`.
+    Three passes, in the order their problems are listed: chains, entries, the graph of `after`."""
     env = os.environ if env is None else env
     c = _Checker(source, env)
-    if not isinstance(data, dict):
-        raise RegistryError(["the file must be a mapping with keys: version, chains, scripts"], source)
-    if not c.fields("registry", data, TOP_FIELDS):
-        raise RegistryError(c.problems, source)
-    if data.get("version", 1) != 1:
-        raise RegistryError([f"registry: version: {data.get('version')!r} is not supported (1)"], source)
+    defaults = _parse_top(c, data)
+    chains, broken_chains = _parse_chains(c, data.get("chains") or {})
+    candidates, broken = _parse_entries(c, data.get("scripts") or [], defaults, chains, broken_chains)
+    broken |= _check_graph(c, candidates, broken)
+    scripts = [s for _, name, s in candidates if name not in broken]
+    return Registry(source=source, chains=chains, scripts=scripts, problems=c.problems)
 
+
+def _parse_top(c, data):
+    """The top-level keys and version checked; returns the defaults' Script keyword arguments."""
+    if not isinstance(data, dict):
+        raise RegistryError(["the file must be a mapping with keys: version, chains, scripts"], c.source)
+    if not c.fields("registry", data, TOP_FIELDS):
+        raise RegistryError(c.problems, c.source)
+    if data.get("version", 1) != 1:
+        raise RegistryError([f"registry: version: {data.get('version')!r} is not supported (1)"], c.source)
     defaults_raw = data.get("defaults") or {}
     if not isinstance(defaults_raw, dict):
-        raise RegistryError(["defaults: must be a mapping of entry fields"], source)
+        raise RegistryError(["defaults: must be a mapping of entry fields"], c.source)
     c.fields("defaults", defaults_raw, DEFAULT_FIELDS)
     defaults, _ = c.settings("defaults", {k: v for k, v in defaults_raw.items() if k in DEFAULT_FIELDS}, {})
+    return defaults
 
-    chains = {}
-    chains_raw = data.get("chains") or {}
+
+def _parse_chains(c, chains_raw):
+    """The chains pass: ({name: Chain}, names of the chains with a problem)."""
     if not isinstance(chains_raw, dict):
-        raise RegistryError(["chains: must be a mapping of chain name to its settings"], source)
-    broken_chains = set()
+        raise RegistryError(["chains: must be a mapping of chain name to its settings"], c.source)
+    chains, broken_chains = {}, set()
     for name, raw in chains_raw.items():
-        where = f"chain {name!r}"
-        raw = raw or {}
-        if not isinstance(name, str) or not NAME.match(name):
-            c.problem(where, "", "a chain name may hold letters, digits, _ . - only")
+        chain = _parse_chain(c, name, raw or {})
+        if chain is None:
             broken_chains.add(name)
-            continue
-        if not isinstance(raw, dict) or not c.fields(where, raw, CHAIN_FIELDS):
-            broken_chains.add(name)
-            continue
-        try:
-            schedule = raw.get("schedule")
-            schedule = check_schedule(expand_env(schedule, env) if isinstance(schedule, str) else schedule)
-        except ValueError as exc:
-            c.problem(where, "schedule", str(exc))
-            broken_chains.add(name)
-            continue
-        emails = _as_list(raw.get("email"))
-        if any(not isinstance(e, str) or not EMAIL.match(e) for e in emails):
-            c.problem(where, "email", f"not an address in {emails!r}")
-            broken_chains.add(name)
-            continue
-        chains[name] = Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""),
-                             email=tuple(emails) if "email" in raw else None,
-                             tags=tuple(_as_list(raw.get("tags"))), max_active_runs=int(raw.get("max_active_runs", 1)))
+        else:
+            chains[name] = chain
+    return chains, broken_chains
 
-    scripts_raw = data.get("scripts") or []
+
+def _parse_chain(c, name, raw):
+    """One chain, or None (and a problem) when it cannot be used."""
+    where = f"chain {name!r}"
+    if not isinstance(name, str) or not NAME.match(name):
+        c.problem(where, "", "a chain name may hold letters, digits, _ . - only")
+        return None
+    if not isinstance(raw, dict) or not c.fields(where, raw, CHAIN_FIELDS):
+        return None
+    try:
+        schedule = raw.get("schedule")
+        schedule = check_schedule(expand_env(schedule, c.env) if isinstance(schedule, str) else schedule)
+    except ValueError as exc:
+        c.problem(where, "schedule", str(exc))
+        return None
+    emails = _as_list(raw.get("email"))
+    if any(not isinstance(e, str) or not EMAIL.match(e) for e in emails):
+        c.problem(where, "email", f"not an address in {emails!r}")
+        return None
+    return Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""),
+                 email=tuple(emails) if "email" in raw else None,
+                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=int(raw.get("max_active_runs", 1)))
+
+
+def _parse_entries(c, scripts_raw, defaults, chains, broken_chains):
+    """The entries pass: ([(index, name, Script)], names of the entries with a problem). An entry
+    with its own schedule adds its chain to `chains`."""
     if not isinstance(scripts_raw, list):
-        raise RegistryError(["scripts: must be a list of entries (each starting with '- name:')"], source)
-
+        raise RegistryError(["scripts: must be a list of entries (each starting with '- name:')"], c.source)
     candidates, seen, broken = [], {}, set()
     for index, raw in enumerate(scripts_raw):
         if not isinstance(raw, dict):
@@ -335,56 +354,73 @@ def parse_registry(data, source="registry.yaml", env=None):
             c.problem(where, "name", f"duplicate: {name!r} is already scripts[{seen[name]}]; this entry is left out")
             continue
         seen[name] = index
-        ok = c.fields(where, raw, ENTRY_FIELDS)
-        command = raw.get("command")
-        if isinstance(command, list):
-            if not command or not all(isinstance(a, (str, int, float)) for a in command):
-                c.problem(where, "command", "a list command must hold strings")
-                ok = False
-            command = [str(a) for a in command]
-        elif not isinstance(command, str) or not command.strip():
-            c.problem(where, "command", "required: the program and its arguments")
+        script, ok = _parse_entry(c, where, name, raw, defaults, chains, broken_chains)
+        if not ok:
+            broken.add(name)
+        candidates.append((index, name, script))
+    return candidates, broken
+
+
+def _parse_command(c, where, command):
+    """(the command, whether it is usable): a non-empty string the shell can split, or a list."""
+    if isinstance(command, list):
+        ok = bool(command) and all(isinstance(a, (str, int, float)) for a in command)
+        if not ok:
+            c.problem(where, "command", "a list command must hold strings")
+        return [str(a) for a in command], ok
+    if not isinstance(command, str) or not command.strip():
+        c.problem(where, "command", "required: the program and its arguments")
+        return command, False
+    try:
+        shlex.split(command)
+    except ValueError as exc:
+        c.problem(where, "command", f"cannot be parsed: {exc}")
+        return command, False
+    return command, True
+
+
+def _parse_entry(c, where, name, raw, defaults, chains, broken_chains):
+    """(Script, whether it is usable) for one named entry."""
+    ok = c.fields(where, raw, ENTRY_FIELDS)
+    command, command_ok = _parse_command(c, where, raw.get("command"))
+    ok = ok and command_ok
+    after = _as_list(raw.get("after"))
+    if not all(isinstance(a, str) for a in after):
+        c.problem(where, "after", "must be a script name or a list of them")
+        ok = False
+    kwargs, settings_ok = c.settings(where, raw, defaults)
+    chain = kwargs.pop("chain", None)
+    if "schedule" in raw:
+        if chain is not None:
+            c.problem(where, "schedule", f"give either a schedule (own chain) or chain {chain!r}, not both")
             ok = False
         else:
             try:
-                shlex.split(command)
-            except ValueError as exc:
-                c.problem(where, "command", f"cannot be parsed: {exc}")
-                ok = False
-        after = _as_list(raw.get("after"))
-        if not all(isinstance(a, str) for a in after):
-            c.problem(where, "after", "must be a script name or a list of them")
-            ok = False
-        kwargs, settings_ok = c.settings(where, raw, defaults)
-        chain = kwargs.pop("chain", None)
-        if "schedule" in raw:
-            if chain is not None:
-                c.problem(where, "schedule", f"give either a schedule (own chain) or chain {chain!r}, not both")
-                ok = False
-            else:
-                try:
-                    schedule = check_schedule(raw["schedule"])
-                    chain = name
-                    if name in chains:
-                        c.problem(where, "schedule", f"a chain named {name!r} already exists; use chain: {name}")
-                        ok = False
-                    else:
-                        chains[name] = Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""))
-                except ValueError as exc:
-                    c.problem(where, "schedule", str(exc))
+                schedule = check_schedule(raw["schedule"])
+                chain = name
+                if name in chains:
+                    c.problem(where, "schedule", f"a chain named {name!r} already exists; use chain: {name}")
                     ok = False
-        chain = chain or defaults.get("chain") or DEFAULT_CHAIN
-        if chain not in chains and chain not in broken_chains:
-            c.problem(where, "chain", f"unknown chain {chain!r}{_suggest(chain, chains)}; declare it under chains:")
-            ok = False
-        if chain in broken_chains:
-            ok = False
-        merged = {**defaults, **kwargs}
-        merged.pop("chain", None)
-        if not (ok and settings_ok):
-            broken.add(name)
-        candidates.append((index, name, Script(name=name, command=command, chain=chain, after=tuple(after), **merged)))
+                else:
+                    chains[name] = Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""))
+            except ValueError as exc:
+                c.problem(where, "schedule", str(exc))
+                ok = False
+    chain = chain or defaults.get("chain") or DEFAULT_CHAIN
+    if chain not in chains and chain not in broken_chains:
+        c.problem(where, "chain", f"unknown chain {chain!r}{_suggest(chain, chains)}; declare it under chains:")
+        ok = False
+    if chain in broken_chains:
+        ok = False
+    merged = {**defaults, **kwargs}
+    merged.pop("chain", None)
+    return Script(name=name, command=command, chain=chain, after=tuple(after), **merged), ok and settings_ok
 
+
+def _check_graph(c, candidates, broken):
+    """The graph pass over `after`: unknown or cross-chain dependencies, cycles, and whatever runs
+    after a broken entry. Returns the names it finds broken (with `broken`)."""
+    broken = set(broken)
     by_name = {s.name: (i, s) for i, _, s in candidates}
     for index, name, script in candidates:
         where = f"scripts[{index}] {name!r}"
@@ -415,9 +451,7 @@ def parse_registry(data, source="registry.yaml", env=None):
                 c.problem(f"scripts[{index}] {name!r}", "after", f"left out because {', '.join(map(repr, bad))} has a problem")
                 broken.add(name)
                 changed = True
-
-    scripts = [s for _, name, s in candidates if name not in broken]
-    return Registry(source=source, chains=chains, scripts=scripts, problems=c.problems)
+    return broken
 
 
 def _cycles(graph):

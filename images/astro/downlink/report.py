@@ -3,7 +3,8 @@
 Writes into reports/<night>/ (each file replaced atomically):
   index.html       frames per image type, quarantined files and why, master calibrations, reduced
                    frames with their notes, IRAF imstatistics, per-frame QC (failures highlighted),
-                   diagnostics; self-contained (inline style, no scripts), images linked relatively
+                   diagnostics; self-contained (inline style, no scripts), images linked relatively;
+                   from templates/report.html.j2
   seeing_sky.png   seeing (FWHM, arcsec) and sky level over the night, per filter, with the QC limits
   thumbnails.png   the reduced science frames, zscale-stretched
   summary.json     the same counts, machine-readable
@@ -13,11 +14,11 @@ Exit codes: 0 written; 1 failure; 2 bad usage.
 """
 import argparse
 import datetime
-import html
 import math
 import os
 import statistics
 
+import jinja2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -157,28 +158,6 @@ def save_figure(fig, path):
         plt.close(fig)
 
 
-def cell(value, fmt=None):
-    if value is None or value == "":
-        return "<td></td>"
-    if isinstance(value, bool):
-        return f"<td>{'yes' if value else 'NO'}</td>"
-    if fmt:
-        value = format(value, fmt)
-    return f"<td>{html.escape(str(value))}</td>"
-
-
-def table(rows, columns, empty, flag=None):
-    """An HTML table of rows; columns are (key, heading, format). Rows whose `flag` key is False are
-    highlighted; an empty table is the sentence `empty` instead."""
-    if not rows:
-        return f"<p class='empty'>{html.escape(empty)}</p>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
-    body = "".join(
-        f"<tr{' class=bad' if flag and row.get(flag) is False else ''}>"
-        + "".join(cell(row.get(k), f) for k, _, f in columns) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
 FRAME_COLUMNS = [("filename", "file", None), ("object", "object", None), ("filter", "filter", None),
                  ("date_obs", "start (UTC)", "%Y-%m-%d %H:%M:%S"), ("exptime", "exptime s", "g"), ("airmass", "airmass", ".3f"),
                  ("noise_raw", "noise raw e-", ".1f"), ("noise_reduced", "noise reduced e-", ".1f"),
@@ -190,51 +169,23 @@ QC_COLUMNS = [("filename", "file", None), ("n_sources", "sources", None), ("fwhm
               ("qc_reasons", "why not", None)]
 
 
+# Autoescaped: values from the database and the FITS headers (OBJECT, file names, reasons) are text.
+PAGE = jinja2.Environment(loader=jinja2.PackageLoader("downlink", "templates"), autoescape=True,
+                          undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+PAGE.filters["formatted"] = lambda value, fmt: format(value, fmt) if fmt else str(value)
+
+
 def render(night, data, summary, lim):
     frames = data["frames"]
-    iraf = [f for f in frames if f["npix"] is not None]
     qc = [f for f in frames if f["qc_ok"] is not None]
-    generated = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     headline = (f"{len(frames)} reduced frames, {len(summary['qc_failed'])} of {len(qc)} measured outside the QC limits"
                 if frames else "No frames were reduced this night.")
-    e = html.escape
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Downlink night {night}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; color: #222; }} table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
-td, th {{ border: 1px solid #ccc; padding: 2px 6px; font-size: 0.9em; text-align: left; }}
-tr.bad td {{ background: #fdd; }} .empty {{ color: #777; font-style: italic; }} img {{ max-width: 100%; }}
-</style></head><body>
-<h1>Night {night}</h1>
-<p>{e(headline)}; {len(data['quarantine'])} quarantined files; {len(summary['diagnostics_failed'])} failed diagnostics.
-Generated {generated} by {e(runinfo.code_version())}, run {e(runinfo.run_id())}.
-Machine-readable: <a href="summary.json">summary.json</a>. <a href="../">All nights</a>.</p>
-<h2>Observations per type</h2>
-{table(data['counts'], [('imagetyp', 'type', None), ('n', 'files', None)], 'No observations were indexed this night.')}
-<h2>Quarantined files</h2>
-{table(data['quarantine'], [('filename', 'file', None), ('stage', 'stage', None), ('reason', 'reason', None)],
-       'No files were quarantined.')}
-<h2>Master calibrations</h2>
-{table(data['masters'], [('kind', 'kind', None), ('filter', 'filter', None), ('instrument', 'instrument', None),
-                          ('naxis1', 'width', None), ('naxis2', 'height', None), ('n_inputs', 'frames', None),
-                          ('path', 'file', None)], 'No master calibrations were made this night.')}
-<h2>Reduced science frames</h2>
-{table(frames, FRAME_COLUMNS, 'No frames were reduced this night.')}
-<h2>IRAF imstatistics (e-)</h2>
-{table(iraf, IRAF_COLUMNS, 'No IRAF statistics for this night.')}
-<h2>Quality control</h2>
-<p>Limits: at least {lim['min_sources']} sources, seeing FWHM at most {lim['max_fwhm_arcsec']:g} arcsec,
-sky at most {lim['max_sky']:g} e-/pixel. Frames outside them are highlighted.</p>
-{table(qc, QC_COLUMNS, 'No QC measurements for this night.', flag='qc_ok')}
-<h2>Seeing and sky</h2>
-<img src="seeing_sky.png" alt="seeing and sky level over the night">
-<h2>Thumbnails</h2>
-<img src="thumbnails.png" alt="thumbnails of the reduced science frames">
-<h2>Diagnostics</h2>
-{table(data['diagnostics'], [('check_name', 'check', None), ('ok', 'ok', None), ('message', 'result', None)],
-       'No diagnostics for this night.', flag='ok')}
-</body></html>
-"""
+    return PAGE.get_template("report.html.j2").render(
+        night=night, data=data, summary=summary, lim=lim, frames=frames, qc=qc, headline=headline,
+        iraf=[f for f in frames if f["npix"] is not None],
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        code_version=runinfo.code_version(), run_id=runinfo.run_id(),
+        frame_columns=FRAME_COLUMNS, iraf_columns=IRAF_COLUMNS, qc_columns=QC_COLUMNS)
 
 
 def write_text(path, text):

@@ -1,4 +1,4 @@
-"""The crontab importer (plugins/downlink_airflow/crontab_import.py), run in the Airflow image.
+"""The crontab importer (the package plugins/downlink_airflow/crontab/), run in the Airflow image.
 
 Golden files: tests/unit/airflow/crontab/NAME.crontab -> NAME.yaml (what `import-crontab` prints).
 A `# args: --wrapper X` comment in a .crontab passes importer options. After an intended change,
@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
-from downlink_airflow import crontab_import, registry  # noqa: E402
-from downlink_airflow.crontab_import import import_crontab  # noqa: E402
+from downlink_airflow import registry  # noqa: E402
+from downlink_airflow.crontab import import_crontab, merge  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "crontab")
@@ -398,8 +398,8 @@ def test_cli_skip_unsupported_merges_the_rest_and_lists_what_it_skipped(tmp_path
     ops = difflib.SequenceMatcher(None, original.splitlines(), merged.splitlines(), autojunk=False).get_opcodes()
     assert {tag for tag, *_ in ops} <= {"equal", "insert"}
     old, new = yaml.safe_load(original), yaml.safe_load(merged)
-    result = import_crontab(src.read_text(), str(src), reserved_names=crontab_import.registry_names(old)[0],
-                            reserved_chains=crontab_import.registry_names(old)[1])
+    result = import_crontab(src.read_text(), str(src), reserved_names=merge.registry_names(old)[0],
+                            reserved_chains=merge.registry_names(old)[1])
     assert new["chains"] == {**old["chains"], **result.chains_data()}
     assert new["scripts"] == old["scripts"] + result.scripts_data()
     assert {k: v for k, v in new.items() if k not in ("chains", "scripts")} == \
@@ -463,7 +463,7 @@ def test_into_writes_atomically_or_not_at_all(tmp_path, reg_copy, monkeypatch):
     def broken_replace(a, b):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(crontab_import.os, "replace", broken_replace)
+    monkeypatch.setattr(merge.os, "replace", broken_replace)
     assert cli(src, "--into", reg_copy) == 1
     assert reg_copy.read_bytes() == before
     assert listing(tmp_path) == ["c", "registry.yaml"]
@@ -472,13 +472,13 @@ def test_into_writes_atomically_or_not_at_all(tmp_path, reg_copy, monkeypatch):
 def test_into_refuses_a_merge_the_registry_rejects(tmp_path, reg_copy, monkeypatch, capsys):
     src = write(tmp_path / "c", "0 1 * * * x.sh\n")
     before = reg_copy.read_bytes()
-    real = crontab_import.validate
+    real = merge.validate
 
     def validate(data, source):
         names = [s.get("name") for s in data.get("scripts") or []]
         return real(data, source) + (["scripts[99] 'x': command: rejected"] if "x" in names else [])
 
-    monkeypatch.setattr(crontab_import, "validate", validate)
+    monkeypatch.setattr(merge, "validate", validate)
     assert cli(src, "--into", reg_copy) == 1
     assert "rejected" in capsys.readouterr().err
     assert reg_copy.read_bytes() == before and listing(tmp_path) == ["c", "registry.yaml"]
@@ -505,7 +505,7 @@ def test_wrapper_option_and_python_m(tmp_path):
 
 
 def test_the_importer_does_not_import_airflow():
-    code = ("import sys; import downlink_airflow.crontab_import; "
+    code = ("import sys; import downlink_airflow.crontab.cli; "
             "assert not [m for m in sys.modules if m.split('.')[0] == 'airflow'], 'airflow imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr

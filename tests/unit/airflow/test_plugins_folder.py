@@ -39,6 +39,11 @@ def test_only_the_plugin_entry_file_is_loaded_and_the_package_modules_are_not_to
     assert ours[0][1].endswith("downlink_plugins.py"), ours
     package_modules = sorted(n[:-3] for n in os.listdir(os.path.join(PLUGINS, "downlink_airflow")) if n.endswith(".py"))
     assert {"config", "health", "cli", "registry", "steps", "arrivals"} <= set(package_modules)
+    # The subpackage's modules too (plugins/.airflowignore's downlink_airflow/ covers its folders).
+    crontab_modules = [n[:-3] for n in os.listdir(os.path.join(PLUGINS, "downlink_airflow", "crontab"))
+                       if n.endswith(".py") and not n.startswith("__")]
+    assert {"parse", "schedule", "shell", "command", "merge"} <= set(crontab_modules)
+    package_modules += crontab_modules
     top_level = set(found["modules"])
     assert not top_level & set(package_modules), sorted(top_level & set(package_modules))
     assert "downlink_plugins" in top_level  # the entry file, which the plugin manager did load

@@ -43,6 +43,18 @@ def test_text_from_the_database_is_escaped():
     assert "&lt;script&gt;x&lt;/script&gt;.fits" in page and "a &amp; b" in page and "<script>" not in page
 
 
+def test_a_hostile_fits_header_value_is_escaped_everywhere_it_shows():
+    # OBJECT comes straight from a FITS header: the template is autoescaped, so it stays text.
+    hostile = "<script>alert(1)</script>"
+    frames = [frame_row("a.fits", 22, object=hostile, notes=f"'{hostile}'", qc_ok=False, qc_reasons=f'"{hostile}"')]
+    data = dict(EMPTY, frames=frames, counts=[{"imagetyp": hostile, "n": 1}],
+                diagnostics=[{"check_name": hostile, "ok": False, "message": hostile}])
+    page = report.render(NIGHT, data, report.summarise(NIGHT, data), sources.limits({}))
+    assert "<script" not in page and "alert(1)</" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6  # type, object, notes, why not, check, result
+    assert "&#39;&lt;script&gt;" in page and "&#34;&lt;script&gt;" in page  # quotes are escaped too
+
+
 def test_qc_failures_are_highlighted_and_counted():
     frames = [frame_row("a.fits", 22), frame_row("b.fits", 23, qc_ok=False, qc_reasons="3 sources < 5")]
     data = dict(EMPTY, frames=frames, counts=[{"imagetyp": "object", "n": 2}],
