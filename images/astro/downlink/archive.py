@@ -7,17 +7,21 @@ content differs, the staged copy is quarantined with the reason, and the archive
 raw/ is its own volume (read-only in every other step), so a file is copied in, not renamed: it
 is written to a hidden temporary name, checked against the staged file's sha256, synced, then
 linked to its final name (which fails if the name exists: no window in which a file could be
-overwritten). The bytes are hashed as they are copied and must have the sha256 the download step
-verified against the manifest (staging/<night>/.manifest.json); each archived file's digest is
-recorded in raw/<night>/.sha256.json for the index step (checksum.py), so no step reads a file
-again only to hash it. A copy cut short (a full volume, say) is deleted; the staged file stays for a rerun.
+overwritten). A staged file that is still the one the download step verified (same inode, size and
+mtime as it recorded in staging/<night>/.staged.json) is copied by the kernel (copy_file_range:
+its bytes never pass through Python, and nothing reads them again only to hash them); any other
+staged file is hashed as it is copied and must have the sha256 the download step verified against
+the manifest (staging/<night>/.manifest.json). Each archived file's digest is recorded in
+raw/<night>/.sha256.json for the index step (checksum.py). A copy cut short (a full volume, say)
+is deleted; the staged file stays for a rerun.
 Exit codes: 0 done; 1 failure (reason on stderr); 2 bad usage.
 """
+import errno
 import json
 import os
 
 from downlink import StepError, layout
-from downlink.checksum import copy_hashed, record, recorded, sha256_file
+from downlink.checksum import copy_hashed, forget_staged, record, recorded, sha256_file, staged_digest
 from downlink.quarantine import quarantine
 
 
@@ -31,15 +35,38 @@ class Mismatch(StepError):
     """The staged bytes are not the ones the download step verified."""
 
 
-def copy_into(src, dest, digest):
+# Errors meaning "this kernel or filesystem pair cannot copy_file_range": copy in Python instead.
+NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF, errno.EPERM}
+
+
+def kernel_copy(src, fout):
+    """Copy the file src into the open binary file fout inside the kernel; False (fout untouched)
+    if the kernel or the filesystems cannot."""
+    with open(src, "rb") as fin:
+        left, offset = os.fstat(fin.fileno()).st_size, 0
+        while left > 0:
+            try:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), min(left, 1 << 30), offset, offset)
+            except OSError as exc:
+                if offset == 0 and exc.errno in NO_KERNEL_COPY:
+                    return False
+                raise
+            if n == 0:  # the file shrank under us: let the hashed copy find out
+                raise Mismatch(f"{layout.relative(src)}: changed while it was archived; nothing archived")
+            offset, left = offset + n, left - n
+    return True
+
+
+def copy_into(src, dest, digest, trusted=False):
     """Copy src to dest (which must not exist) through a synced temporary file; FileExistsError
-    if dest exists."""
+    if dest exists. trusted: src is the file the download step verified to have `digest`, so the
+    kernel may copy it unread."""
     tmp = os.path.join(os.path.dirname(dest), f".{os.path.basename(dest)}.{os.getpid()}.tmp")
     if os.path.exists(dest):
         raise FileExistsError(dest)
     try:
         with open(tmp, "wb") as fout:
-            copied = copy_hashed(src, fout)
+            copied = digest if trusted and kernel_copy(src, fout) else copy_hashed(src, fout)
             fout.flush()
             os.fsync(fout.fileno())
         if copied != digest:
@@ -75,6 +102,7 @@ def archive_night(night):
     finally:
         if archived:
             record(raw, archived)
+        forget_staged(staging)
     total = len(layout.files_in(raw))
     print(f"night {night}: {counts['archived']} archived, {counts['already']} already archived, "
           f"{counts['quarantined']} quarantined; {total} files in {layout.relative(raw)}")
@@ -84,9 +112,12 @@ def archive_night(night):
 def archive_one(night, staging, raw, name, verified, held_digests, archived, counts):
     """Archive staging/<night>/<name>; counts and the digests archived are updated."""
     src, dest = os.path.join(staging, name), os.path.join(raw, name)
-    digest = verified.get(name) or sha256_file(src)
+    trusted = staged_digest(staging, name)
+    if trusted and verified.get(name, trusted) != trusted:
+        trusted = None  # a newer manifest names other bytes: hash these ones
+    digest = verified.get(name) or trusted or sha256_file(src)
     try:
-        copy_into(src, dest, digest)
+        copy_into(src, dest, digest, trusted=trusted == digest)
         archived[name] = digest
     except Mismatch as exc:
         quarantine(night, name, "archive", str(exc), src=src)

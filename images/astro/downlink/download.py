@@ -37,7 +37,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from downlink import StepError, layout, settings
-from downlink.checksum import HashingWriter, copy_hashed, sha256_file, sha256_prefix
+from downlink.checksum import HashingWriter, copy_hashed, remember_staged, sha256_file, sha256_prefix
 from downlink.fitsmeta import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
@@ -232,6 +232,29 @@ def download_night(source, night):
     counts = {"listed": len(entries), "downloaded": 0, "skipped": 0, "quarantined": 0}
     interrupted = []
     pending = {}
+    verified = {}
+    try:
+        fetch_entries(source, night, entries, staging, raw, counts, interrupted, pending, verified)
+    finally:
+        if verified:  # the archive step copies these without hashing them again (checksum.py)
+            remember_staged(staging, verified)
+    print(f"night {night}: {counts['listed']} listed, {counts['downloaded']} downloaded, "
+          f"{counts['skipped']} already held, {counts['quarantined']} quarantined")
+    record_pending(staging, pending)
+    if interrupted:
+        raise StepError(f"{len(interrupted)} transfer(s) cut short, partial files kept for the retry: "
+                        + "; ".join(interrupted + [f"{n}: {r}" for n, r in pending.items()]))
+    if pending:
+        slow = "; ".join(f"{n}: {r}" for n, r in pending.items())
+        if not (layout.files_in(staging) or layout.files_in(raw)):
+            raise StepError(f"nothing of night {night} could be fetched: {slow}")
+        print(f"WARNING: {len(pending)} transfer(s) pending, the rest of the night goes on: {slow}", file=sys.stderr)
+    return counts
+
+
+def fetch_entries(source, night, entries, staging, raw, counts, interrupted, pending, verified):
+    """Fetch and verify each manifest entry into staging; counts, interrupted (transfers to retry),
+    pending (too slow) and verified ({name: sha256} of the files staged) are filled in."""
     for entry in entries:
         name = entry["name"]
         try:
@@ -277,20 +300,9 @@ def download_night(source, night):
             counts["quarantined"] += 1
             continue
         os.replace(part, os.path.join(staging, name))
+        verified[name] = entry["sha256"].lower()
         release(night, name, "download")
         counts["downloaded"] += 1
-    print(f"night {night}: {counts['listed']} listed, {counts['downloaded']} downloaded, "
-          f"{counts['skipped']} already held, {counts['quarantined']} quarantined")
-    record_pending(staging, pending)
-    if interrupted:
-        raise StepError(f"{len(interrupted)} transfer(s) cut short, partial files kept for the retry: "
-                        + "; ".join(interrupted + [f"{n}: {r}" for n, r in pending.items()]))
-    if pending:
-        slow = "; ".join(f"{n}: {r}" for n, r in pending.items())
-        if not (layout.files_in(staging) or layout.files_in(raw)):
-            raise StepError(f"nothing of night {night} could be fetched: {slow}")
-        print(f"WARNING: {len(pending)} transfer(s) pending, the rest of the night goes on: {slow}", file=sys.stderr)
-    return counts
 
 
 def record_pending(staging, pending):

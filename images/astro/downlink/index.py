@@ -3,16 +3,16 @@
 One row per file of raw/<night>/ in `observations` (see migrations/0002 and 0003, and
 docs/observation-index.md), bulk-loaded with COPY into a temporary table and upserted on the
 file's path, so a rerun adds no duplicates. Files are described by a pool of processes, one per
-CPU (fitsmeta.describe reads each file's headers once); the sha256 is the one the archive step
+CPU (fitsmeta.describe reads each file's headers once, and the header JSON is serialised there
+too), and their rows are streamed into COPY as they come; the sha256 is the one the archive step
 recorded (checksum.py), computed only for files it did not record. A file that cannot be read, for
 whatever reason, is recorded in `quarantine` (stage index) with that reason and the rest go on.
 The night's quarantine records (reason files) are copied into the `quarantine` table here too.
 Exit codes: 0 done; 1 failure (reason on stderr, e.g. database unreachable); 2 bad usage.
 """
+import json
 import multiprocessing
 import os
-
-from psycopg.types.json import Jsonb
 
 from downlink import StepError, db, layout, runinfo
 from downlink.checksum import recorded, sha256_file
@@ -44,14 +44,25 @@ def describe_one(path):
         return path, None, f"{os.path.basename(path)}: cannot be described: {type(exc).__name__}: {exc}"
 
 
+def describe_for_load(path):
+    """describe_one with the header JSON as text, as COPY takes it: serialised in the pool's
+    process, and a string crosses back to the step far cheaper than the nested cards."""
+    path, meta, reason = describe_one(path)
+    if meta is not None:
+        meta["header"] = json.dumps(meta["header"])
+    return path, meta, reason
+
+
 def described(paths):
-    """describe_one of every path, in order, over a process pool when there are many."""
+    """describe_for_load of every path, in order, as they are done: over a process pool when
+    there are many."""
     workers = len(os.sched_getaffinity(0))
     if workers < 2 or len(paths) < POOL_MIN_FILES:
-        return map(describe_one, paths)
+        yield from map(describe_for_load, paths)
+        return
     pool = multiprocessing.get_context("fork").Pool(workers)
     try:
-        return pool.map(describe_one, paths, chunksize=max(1, min(64, len(paths) // (8 * workers))))
+        yield from pool.imap(describe_for_load, paths, chunksize=max(1, min(64, len(paths) // (8 * workers))))
     finally:
         pool.close()
         pool.join()
@@ -59,34 +70,44 @@ def described(paths):
 
 def describe_files(night, paths):
     """(rows, rejected): one row dict per readable file; unreadable ones are quarantined."""
-    rows, rejected = [], 0
+    rejected = []
+    rows = list(iter_rows(night, paths, rejected))
+    return rows, len(rejected)
+
+
+def iter_rows(night, paths, rejected):
+    """One row dict per readable file, as each is described; unreadable ones are quarantined and
+    their names appended to `rejected`."""
     digests = recorded(os.path.dirname(paths[0])) if paths else {}
     refused_before = {r["filename"] for r in records(night) if r.get("stage") == "index"}
+    run_id = runinfo.run_id()
     for path, meta, reason in described(paths):
         name = os.path.basename(path)
         digest = digests.get(name) or sha256_file(path)
         if meta is None:
             # The archived bytes stay where they are (the archive is never rewritten); the reason is recorded.
             quarantine(night, name, "index", reason, sha256=digest)
-            rejected += 1
+            rejected.append(name)
             continue
         if name in refused_before:  # readable now (a newer indexer): the old refusal no longer holds
             release(night, name, "index")
-        meta["header"] = Jsonb(meta["header"])
-        rows.append({**meta, "path": layout.relative(path), "filename": name, "night": night,
-                     "sha256": digest, "size_bytes": os.path.getsize(path), "run_id": runinfo.run_id()})
-    return rows, rejected
+        yield {**meta, "path": layout.relative(path), "filename": name, "night": night,
+               "sha256": digest, "size_bytes": os.path.getsize(path), "run_id": run_id}
 
 
 def upsert_observations(conn, rows):
+    """COPY the rows (any iterable: they are loaded as they come) and upsert them; their number."""
     cols = ", ".join(COLUMNS)
     conn.execute("CREATE TEMP TABLE obs_load (LIKE observations INCLUDING DEFAULTS) ON COMMIT DROP")
+    count = 0
     with conn.cursor().copy(f"COPY obs_load ({cols}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[c] for c in COLUMNS])
+            count += 1
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "path")
     conn.execute(f"INSERT INTO observations ({cols}) SELECT {cols} FROM obs_load "
                  f"ON CONFLICT (path) DO UPDATE SET {updates}, indexed_at = now()")
+    return count
 
 
 def sync_quarantine(conn, night):
@@ -107,15 +128,15 @@ def sync_quarantine(conn, night):
 
 def index_night(night):
     raw = layout.night_dir("raw", night)
-    rows, rejected = describe_files(night, [os.path.join(raw, n) for n in layout.files_in(raw)])
+    rejected = []
     with db.connect() as conn:
         with conn.transaction():
-            upsert_observations(conn, rows)
+            indexed = upsert_observations(conn, iter_rows(night, [os.path.join(raw, n) for n in layout.files_in(raw)], rejected))
             quarantined = sync_quarantine(conn, night)
         total = conn.execute("SELECT count(*) FROM observations WHERE night = %s", (night,)).fetchone()[0]
-    print(f"night {night}: {len(rows)} files indexed, {rejected} unreadable; "
+    print(f"night {night}: {indexed} files indexed, {len(rejected)} unreadable; "
           f"{total} observations and {quarantined} quarantine records for the night")
-    return {"indexed": len(rows), "rejected": rejected, "total": total}
+    return {"indexed": indexed, "rejected": len(rejected), "total": total}
 
 
 def run(args):

@@ -291,3 +291,48 @@ def test_a_full_archive_volume_leaves_no_partial_copy_and_keeps_the_staged_file(
     assert exc.value.errno == 28
     assert os.listdir(os.path.join(small_volume, "raw", NIGHT)) == []  # no half-copied frame
     assert os.path.exists(os.path.join(staging, "big.fits"))  # the rerun can still archive it
+
+
+def test_a_verified_staged_file_is_archived_by_the_kernel_without_a_second_hash(tmp_path, data_root, monkeypatch):
+    """Each byte is read once on the ingest path: download hashes it, archive copies it unread."""
+    src = tmp_path / "src"
+    publish(src, {"a.fits": fits_bytes(1), "b.fits": fits_bytes(2)})
+    download.download_night(download.make_source(str(src)), NIGHT)
+    hashed = []
+    monkeypatch.setattr(archive, "copy_hashed", lambda path, fout: hashed.append(path) or checksum.copy_hashed(path, fout))
+    counts = archive.archive_night(NIGHT)
+    assert counts == {"archived": 2, "already": 0, "quarantined": 0}
+    assert hashed == []
+    raw = data_root / "raw" / NIGHT
+    for name in ("a.fits", "b.fits"):
+        assert (raw / name).read_bytes() == (src / NIGHT / name).read_bytes()
+    assert checksum.recorded(str(raw)) == {n: sha256_file(src / NIGHT / n) for n in ("a.fits", "b.fits")}
+    # the record of what was staged is pruned with the staged files
+    assert checksum.load_json(str(data_root / "staging" / NIGHT / checksum.STAGED)) == {}
+
+
+def test_a_staged_file_changed_after_verification_is_hashed_and_quarantined(tmp_path, data_root):
+    src = tmp_path / "src"
+    publish(src, {"a.fits": fits_bytes(1), "b.fits": fits_bytes(2)})
+    download.download_night(download.make_source(str(src)), NIGHT)
+    staged = data_root / "staging" / NIGHT / "a.fits"
+    time.sleep(0.01)
+    staged.write_bytes(fits_bytes(7))  # same size, other bytes, a new mtime
+    counts = archive.archive_night(NIGHT)
+    assert counts == {"archived": 1, "already": 0, "quarantined": 1}
+    assert sorted(os.listdir(data_root / "raw" / NIGHT)) == [".sha256.json", "b.fits"]
+    reason = {r["filename"]: r["reason"] for r in quarantine.records(NIGHT)}["a.fits"]
+    assert "not the verified" in reason and hashlib.sha256(fits_bytes(1)).hexdigest() in reason
+
+
+def test_archive_copies_in_python_where_the_kernel_cannot(tmp_path, data_root, monkeypatch):
+    src = tmp_path / "src"
+    publish(src, {"a.fits": fits_bytes(1)})
+    download.download_night(download.make_source(str(src)), NIGHT)
+
+    def cross_device(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", cross_device)
+    assert archive.archive_night(NIGHT)["archived"] == 1
+    assert (data_root / "raw" / NIGHT / "a.fits").read_bytes() == fits_bytes(1)
