@@ -2,6 +2,7 @@
 # Create the untracked .env on first run (generated secrets, never committed), and record the
 # deployed image tag and the Docker socket's group on every run. Existing values are kept.
 # Usage: tools/make-env.sh TAG
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ENV_FILE=${DOWNLINK_ENV_FILE:-$ROOT/.env}

@@ -37,6 +37,10 @@ ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 # LocalExecutor only the pool matters. Only known queues: a task sent to a queue no worker
 # consumes would wait forever.
 QUEUES = ("default", "heavy")
+# The images a step may run: `astro` (the deployed downlink/astro:<tag>) or another of the
+# project's own images. The docker proxy refuses every other image (PROXY_ALLOWED_IMAGES in
+# docker-compose.yaml), so such an entry would only fail when its task starts; refuse it here.
+PROJECT_IMAGE_PREFIX = "downlink/"
 
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
@@ -264,6 +268,13 @@ class _Checker:
                     out[field] = raw[field].strip()
                 else:
                     bad(field, "must be a non-empty string")
+        image = out.get("image")
+        if image is not None and image != "astro" and not (
+                image.startswith(PROJECT_IMAGE_PREFIX) and len(image) > len(PROJECT_IMAGE_PREFIX)):
+            out.pop("image")
+            bad("image", f"{image!r} is not one of the project's images: use astro (the deployed astro image) "
+                         f"or a {PROJECT_IMAGE_PREFIX}NAME:TAG image; the docker proxy runs no other "
+                         f"(PROXY_ALLOWED_IMAGES={PROJECT_IMAGE_PREFIX})")
         return out, ok
 
 
