@@ -340,9 +340,14 @@ def _parse_chain(c, name, raw):
     if any(not isinstance(e, str) or not EMAIL.match(e) for e in emails):
         c.problem(where, "email", f"not an address in {emails!r}")
         return None
+    runs = raw.get("max_active_runs", 1)
+    if not isinstance(runs, int) or isinstance(runs, bool) or not 1 <= runs <= 64:
+        # int() of anything else raised here and took the whole registry down with it.
+        c.problem(where, "max_active_runs", f"{runs!r} is not a whole number from 1 to 64")
+        return None
     return Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""),
                  email=tuple(emails) if "email" in raw else None,
-                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=int(raw.get("max_active_runs", 1)))
+                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=runs)
 
 
 def _parse_entries(c, scripts_raw, defaults, chains, broken_chains):

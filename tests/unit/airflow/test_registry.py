@@ -233,6 +233,15 @@ def test_a_bad_chain_schedule_leaves_out_that_chain_only():
     assert set(dags(reg)) == {"night"}
 
 
+@pytest.mark.parametrize("value", ["lots", 0, True, 2.5])
+def test_a_bad_max_active_runs_leaves_out_that_chain_only(value):
+    reg = registry("""
+      - {name: other, command: x, chain: busy}
+    """, head=HEAD.replace("scripts:", f"  busy:\n    max_active_runs: {value!r}\nscripts:"))
+    assert any(p.startswith("chain 'busy': max_active_runs:") for p in reg.problems), reg.problems
+    assert set(dags(reg)) == {"night"}
+
+
 def test_unusable_files_are_errors_naming_the_file(tmp_path):
     bad = tmp_path / "registry.yaml"
     bad.write_text("scripts:\n  - name: a\n   command: [\n")
