@@ -61,7 +61,7 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
-# Web accounts (README "Accounts"), managed in the running api-server, which holds the users file.
+# Web accounts (docs/operations.md "Accounts"), managed in the running api-server, which holds the users file.
 .PHONY: user-add user-role user-reset user-remove user-list
 ACCOUNTS = $(COMPOSE) exec -T api-server python -m downlink_airflow.accounts_cli
 need-name = @test -n "$(NAME)" || { echo "usage: make $@ NAME=user$(1)" >&2; exit 2; }
