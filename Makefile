@@ -39,11 +39,12 @@ up: build env  ## start the stack and run the daily chain on the sample night
 up-celery:  ## the stack on the CeleryExecutor: Redis broker, DOWNLINK_WORKERS workers (default 2)
 	@$(MAKE) --no-print-directory up EXECUTOR=celery
 
-# make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n]: nights FROM..TO, n runs at once
-backfill:  ## reprocess nights FROM..TO with Airflow's backfill, PARALLEL runs at once (default 2)
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n]" >&2; exit 2; }
+# make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n] [CHAIN=name]: nights FROM..TO of a
+# chain (default daily_chain), n runs at once
+backfill:  ## reprocess nights FROM..TO with Airflow's backfill, PARALLEL runs at once (default 2), CHAIN (default daily_chain)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD [PARALLEL=n] [CHAIN=daily_chain]" >&2; exit 2; }
 	@# the running stack's tag (.env), not this checkout's
-	@env -u DOWNLINK_TAG tools/backfill.py --from "$(FROM)" --to "$(TO)" --parallel "$(or $(PARALLEL),2)"
+	@env -u DOWNLINK_TAG tools/backfill.py --from "$(FROM)" --to "$(TO)" --parallel "$(or $(PARALLEL),2)" --chain "$(or $(CHAIN),daily_chain)"
 
 info:  ## print the addresses and logins of the running stack
 	@tools/show-access.sh
@@ -60,7 +61,7 @@ logs:  ## follow the services' logs
 ps:  ## the services and their health
 	@$(COMPOSE) ps
 
-# Web accounts (README "Accounts"), managed in the running api-server, which holds the users file.
+# Web accounts (docs/operations.md "Accounts"), managed in the running api-server, which holds the users file.
 .PHONY: user-add user-role user-reset user-remove user-list
 ACCOUNTS = $(COMPOSE) exec -T api-server python -m downlink_airflow.accounts_cli
 need-name = @test -n "$(NAME)" || { echo "usage: make $@ NAME=user$(1)" >&2; exit 2; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reprocess a range of nights with Airflow's own backfill, spread over the workers.
 
-Usage: tools/backfill.py --from YYYY-MM-DD --to YYYY-MM-DD [--parallel N] [--dag daily_chain]
-       (or `make backfill FROM=... TO=... [PARALLEL=n]`)
+Usage: tools/backfill.py --from YYYY-MM-DD --to YYYY-MM-DD [--parallel N] [--chain daily_chain]
+       (or `make backfill FROM=... TO=... [PARALLEL=n] [CHAIN=name]`)
 
 A chain run processes the night that began the day before it (steps.py: NIGHT), so nights
 FROM..TO are the schedule's ticks on FROM+1..TO+1: that range is handed to Airflow's backfill
@@ -99,7 +99,10 @@ def main(argv=None):
     parser.add_argument("--from", dest="first", type=night, required=True, help="first night (YYYY-MM-DD)")
     parser.add_argument("--to", dest="last", type=night, required=True, help="last night (YYYY-MM-DD), inclusive")
     parser.add_argument("--parallel", type=int, default=2, help="runs (nights) at once (default 2)")
-    parser.add_argument("--dag", default="daily_chain")
+    # --dag: the option's first name, kept for scripts that use it.
+    parser.add_argument("--chain", "--dag", dest="dag", metavar="CHAIN", default="daily_chain",
+                        help="the chain (DAG) to backfill; it needs a schedule: one run per tick in the window "
+                             "(default daily_chain)")
     parser.add_argument("--reprocess", choices=("none", "failed", "completed"), default="completed",
                         help="nights that already have a run: completed (default) reruns them all, "
                              "failed only failed ones, none skips them")

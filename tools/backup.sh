@@ -23,6 +23,7 @@
 # Roles and passwords are not in the dumps (they live in .env and are created by the postgres
 # image); restoring Airflow's metadata elsewhere needs the same AIRFLOW_FERNET_KEY.
 # Exit codes: 0 done; 1 failed (the reason is on stderr); 2 bad usage.
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATABASES=(archive airflow)

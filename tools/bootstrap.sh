@@ -14,6 +14,7 @@
 # (any Docker-compatible API the user chose), or when podman is installed and dockerd is not: then
 # nothing here installs or starts Docker, and nothing asks for root unless something is missing.
 # Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|browser|go|podman|all]   (default: all)
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

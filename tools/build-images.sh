@@ -2,6 +2,7 @@
 # Build Downlink's images, tagged with the git commit (TAG). Reuses Docker's layer cache; output
 # goes to build/logs/ and is shown only when a build fails.
 # Usage: tools/build-images.sh TAG [IMAGE...]   (default: airflow astro postgres mail archive-server docker-proxy redis)
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG=${1:?usage: build-images.sh TAG [IMAGE...]}; shift

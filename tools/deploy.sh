@@ -5,6 +5,7 @@
 # (dags/registry.yaml) is re-read at once. Airflow's own services keep running; `make up`
 # restarts them when their image changed (that cuts running tasks, so it is not done here).
 # Usage: tools/deploy.sh TAG   (make deploy: build, check, then this)
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG=${1:?usage: deploy.sh TAG}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Re-resolve requirements.txt: the full lock for the Airflow image (and the host test runner).
 # Airflow's own constraints file is not reachable from our build hosts, so this is our constraint.
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TOP=("apache-airflow==3.3.2" apache-airflow-providers-celery apache-airflow-providers-docker apache-airflow-providers-postgres

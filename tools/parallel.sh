@@ -2,6 +2,7 @@
 # Run independent jobs at once; print each job's whole output when it ends (never interleaved),
 # with its time; exit non-zero when any job failed, naming it.
 # Usage: tools/parallel.sh LOGDIR NAME 'COMMAND' [NAME 'COMMAND' ...]
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -uo pipefail
 
 logdir=$1; shift

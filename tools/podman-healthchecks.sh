@@ -8,6 +8,7 @@
 # keeps the streak, the retries and the start period. RHEL and other systemd hosts do not need it
 # (tools/bootstrap.sh starts it only without systemd).
 # Usage: tools/podman-healthchecks.sh   (runs until killed; same CONTAINERS_CONF as the service)
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -uo pipefail
 declare -A interval next
 while true; do

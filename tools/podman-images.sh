@@ -11,6 +11,7 @@
 #   4. otherwise: built with Podman (tools/build-images.sh through the same DOCKER_HOST: the docker
 #      client's build API, which Podman serves with Buildah).
 # Usage: tools/podman-images.sh TAG [IMAGE...]   (default: the images of the LocalExecutor stack)
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG=${1:?usage: podman-images.sh TAG [IMAGE...]}; shift

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Print how to reach the running stack (addresses come from the environment or .env).
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 get() { local v="${!1:-}"; [ -n "$v" ] || v=$(grep -E "^$1=" "$ROOT/.env" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-$2}"; }

@@ -4,6 +4,7 @@
 #   tools/unit-db.sh start TAG NAME   start it (replacing a leftover one); prints the DSN to use
 #   tools/unit-db.sh stop NAME        remove it and its network
 # The tests reach it as host NAME on network NAME (docker run --network NAME).
+case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 cmd=${1:-}
 stop() {

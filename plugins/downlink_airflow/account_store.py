@@ -24,7 +24,7 @@ DEFAULT_PATH = Settings.users_file  # the setting's default (DOWNLINK_USERS_FILE
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")  # always fullmatch: `$` lets "alice\n" through
 NAME_RULE = "1-64 characters: letters, digits and . _ @ - (not first)"
 HEADER = ("# Downlink accounts: name:role:password-hash (scrypt). Roles: " + ", ".join(ROLES) + ".\n"
-          "# Managed with `make user-add` / `user-role` / `user-reset` / `user-remove` (README \"Accounts\").\n")
+          "# Managed with `make user-add` / `user-role` / `user-reset` / `user-remove` (docs/operations.md \"Accounts\").\n")
 
 
 class UsersFileError(Exception):

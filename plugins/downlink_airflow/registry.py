@@ -37,6 +37,10 @@ ENV_REF = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 # LocalExecutor only the pool matters. Only known queues: a task sent to a queue no worker
 # consumes would wait forever.
 QUEUES = ("default", "heavy")
+# The images a step may run: `astro` (the deployed downlink/astro:<tag>) or another of the
+# project's own images. The docker proxy refuses every other image (PROXY_ALLOWED_IMAGES in
+# docker-compose.yaml), so such an entry would only fail when its task starts; refuse it here.
+PROJECT_IMAGE_PREFIX = "downlink/"
 
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
@@ -264,6 +268,13 @@ class _Checker:
                     out[field] = raw[field].strip()
                 else:
                     bad(field, "must be a non-empty string")
+        image = out.get("image")
+        if image is not None and image != "astro" and not (
+                image.startswith(PROJECT_IMAGE_PREFIX) and len(image) > len(PROJECT_IMAGE_PREFIX)):
+            out.pop("image")
+            bad("image", f"{image!r} is not one of the project's images: use astro (the deployed astro image) "
+                         f"or a {PROJECT_IMAGE_PREFIX}NAME:TAG image; the docker proxy runs no other "
+                         f"(PROXY_ALLOWED_IMAGES={PROJECT_IMAGE_PREFIX})")
         return out, ok
 
 
@@ -329,9 +340,14 @@ def _parse_chain(c, name, raw):
     if any(not isinstance(e, str) or not EMAIL.match(e) for e in emails):
         c.problem(where, "email", f"not an address in {emails!r}")
         return None
+    runs = raw.get("max_active_runs", 1)
+    if not isinstance(runs, int) or isinstance(runs, bool) or not 1 <= runs <= 64:
+        # int() of anything else raised here and took the whole registry down with it.
+        c.problem(where, "max_active_runs", f"{runs!r} is not a whole number from 1 to 64")
+        return None
     return Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""),
                  email=tuple(emails) if "email" in raw else None,
-                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=int(raw.get("max_active_runs", 1)))
+                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=runs)
 
 
 def _parse_entries(c, scripts_raw, defaults, chains, broken_chains):

@@ -76,7 +76,7 @@ def test_optional_fields_reach_the_operator():
         timeout: 1h
         memory: 2G
         environment: {MY_VAR: 1, OTHER: x}
-        image: other/image:1.0
+        image: downlink/other:1.0
         email: [a@example.org]
     """)
     assert reg.problems == []
@@ -86,7 +86,7 @@ def test_optional_fields_reach_the_operator():
     assert task.mem_limit == "2g"
     assert task.environment["MY_VAR"] == "1" and task.environment["OTHER"] == "x"
     assert "DOWNLINK_NIGHT" in task.environment
-    assert task.image == "other/image:1.0"
+    assert task.image == "downlink/other:1.0"
     assert task.upstream_task_ids == {"download", "index"}
     assert reg.scripts[-1].email == ("a@example.org",)
 
@@ -179,6 +179,30 @@ def test_each_problem_names_the_entry_and_the_field(entry, expected):
     assert "test.yaml" in str(err.value) and expected.split(":")[0] in str(err.value)
 
 
+@pytest.mark.parametrize("image", ["other/image:1.0", "docker.io/library/debian:12", "downlink/", "ubuntu"])
+def test_an_image_that_is_not_the_projects_own_is_refused_by_entry_and_field(image):
+    # The docker proxy would refuse it when the task starts (PROXY_ALLOWED_IMAGES=downlink/);
+    # the check says so before a deploy, naming the entry and the field.
+    reg = registry(f"""
+      - {{name: x, command: x, chain: night, image: "{image}"}}
+      - {{name: y, command: y, chain: night, after: x}}
+    """)
+    expected = f"scripts[2] 'x': image: {image!r} is not one of the project's images"
+    assert any(p.startswith(expected) for p in reg.problems), reg.problems
+    assert {s.name for s in reg.scripts} == {"download", "index"}
+    defaults = registry(head=HEAD.replace("chains:", f'defaults:\n  image: "{image}"\nchains:'))
+    assert any(p.startswith(f"defaults: image: {image!r} is not one of the project's images") for p in defaults.problems)
+
+
+@pytest.mark.parametrize("image", ["astro", "downlink/astro:abc123", "downlink/other:1.0"])
+def test_the_projects_images_are_accepted(image):
+    reg = registry(f"""
+      - {{name: x, command: x, chain: night, image: "{image}"}}
+    """)
+    assert reg.problems == []
+    assert reg.scripts[-1].image == image
+
+
 def test_a_cycle_is_named_and_left_out_with_what_depends_on_it():
     reg = registry("""
       - {name: a, command: a, chain: night, after: c}
@@ -206,6 +230,15 @@ def test_a_bad_chain_schedule_leaves_out_that_chain_only():
       - {name: other, command: x, chain: broken}
     """, head=HEAD.replace("scripts:", "  broken:\n    schedule: every day\nscripts:"))
     assert any(p.startswith("chain 'broken': schedule:") for p in reg.problems), reg.problems
+    assert set(dags(reg)) == {"night"}
+
+
+@pytest.mark.parametrize("value", ["lots", 0, True, 2.5])
+def test_a_bad_max_active_runs_leaves_out_that_chain_only(value):
+    reg = registry("""
+      - {name: other, command: x, chain: busy}
+    """, head=HEAD.replace("scripts:", f"  busy:\n    max_active_runs: {value!r}\nscripts:"))
+    assert any(p.startswith("chain 'busy': max_active_runs:") for p in reg.problems), reg.problems
     assert set(dags(reg)) == {"night"}
 
 
