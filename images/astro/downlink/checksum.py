@@ -98,10 +98,15 @@ def forget_staged(folder):
         write_json(path, kept)
 
 
-def staged_digest(folder, name):
+def staged_records(folder):
+    """{name: {"sha256", "ino", "size", "mtime_ns"}} the download step recorded in folder."""
+    return load_json(os.path.join(folder, STAGED))
+
+
+def staged_digest(folder, name, staged=None):
     """The sha256 the download step verified for folder/name, if the file is still the one it
-    verified (same identity), else None."""
-    entry = load_json(os.path.join(folder, STAGED)).get(name)
+    verified (same identity), else None. staged: staged_records(folder), read once by the caller."""
+    entry = (staged_records(folder) if staged is None else staged).get(name)
     try:
         current = identity(os.path.join(folder, name))
     except FileNotFoundError:

@@ -24,6 +24,7 @@ Exit codes: 0 done, even when files were quarantined or a slow transfer is pendi
 could not be read or a transfer was cut short (partial files are kept, and a retry resumes them),
 or nothing of the night could be fetched; 2 bad usage.
 """
+import concurrent.futures
 import errno
 import json
 import os
@@ -38,7 +39,7 @@ from urllib3.util.retry import Retry
 
 from downlink import StepError, layout, settings
 from downlink.checksum import HashingWriter, copy_hashed, remember_staged, sha256_file, sha256_prefix
-from downlink.fitsmeta import verify_fits
+from downlink.fitscheck import verify_fits
 from downlink.outputs import write_json
 from downlink.quarantine import find, quarantine, release
 
@@ -47,6 +48,7 @@ from downlink.quarantine import find, quarantine, release
 CHUNK = 1 << 14
 TIMEOUT = (10, 60)  # connect, read (seconds): a stalled server fails the transfer, which resumes on retry
 PENDING = ".pending.json"
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class TooSlow(Exception):
@@ -105,6 +107,10 @@ def check_manifest(manifest, where):
 
 
 class HttpSource:
+    # One transfer at a time: the minimum rate applies to each transfer, and transfers at once
+    # would share the link's bandwidth.
+    transfers = 1
+
     def __init__(self, base, limit=None):
         self.base = base.rstrip("/")
         self.limit = limit or RateLimit()
@@ -170,6 +176,9 @@ class HttpSource:
 
 
 class DirectorySource:
+    # A local or NFS folder: copying is bound by hashing (one core each), so two files at once.
+    transfers = 2
+
     def __init__(self, root):
         self.root = root
 
@@ -254,55 +263,93 @@ def download_night(source, night):
 
 def fetch_entries(source, night, entries, staging, raw, counts, interrupted, pending, verified):
     """Fetch and verify each manifest entry into staging; counts, interrupted (transfers to retry),
-    pending (too slow) and verified ({name: sha256} of the files staged) are filled in."""
-    for entry in entries:
-        name = entry["name"]
+    pending (too slow) and verified ({name: sha256} of the files staged) are filled in. The
+    transfers run source.transfers at a time; their outcomes are settled here in manifest order."""
+    wanted = [entry for entry in entries if needs_fetch(night, entry, staging, raw, counts)]
+    with concurrent.futures.ThreadPoolExecutor(source.transfers) as pool:
+        jobs = [(entry, pool.submit(transfer, source, night, entry, staging)) for entry in wanted]
         try:
-            layout.safe_name(name)
-        except StepError as exc:
-            quarantine(night, name, "download", f"rejected: {exc}")
-            counts["quarantined"] += 1
-            continue
-        sha = entry["sha256"].lower()
-        if already_held(os.path.join(raw, name), sha) or already_held(os.path.join(staging, name), sha):
-            counts["skipped"] += 1
-            continue
-        earlier = find(night, name, "download")
-        if earlier and earlier.get("sha256") == sha:
-            # The published file itself is bad (its bytes match the manifest): fetching again cannot help.
-            counts["quarantined"] += 1
-            continue
-        part = os.path.join(staging, name + ".part")
-        try:
-            reason, digest = source.fetch(night, name, part, entry["size"])
-        except TooSlow as exc:
-            pending[name] = str(exc)
-            continue
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                # Resuming cannot help until space is freed, and the partial file only takes more.
-                if os.path.exists(part):
-                    os.unlink(part)
-                raise OSError(exc.errno, os.strerror(exc.errno), layout.relative(part)) from exc
-            interrupted.append(f"{name}: {exc}")
-            continue
-        except requests.RequestException as exc:
-            interrupted.append(f"{name}: {exc}")
-            continue
-        if not reason and os.path.getsize(part) < entry["size"]:
-            # A body cut short is not always an error to the HTTP client (urllib3 1.26 does not
-            # enforce Content-Length): keep the part file, and the retry resumes it.
-            interrupted.append(f"{name}: {os.path.getsize(part)} of {entry['size']} bytes received")
-            continue
-        reason = reason or verify(part, entry, digest)
-        if reason:
-            quarantine(night, name, "download", reason, src=part)
-            counts["quarantined"] += 1
-            continue
-        os.replace(part, os.path.join(staging, name))
-        verified[name] = entry["sha256"].lower()
-        release(night, name, "download")
-        counts["downloaded"] += 1
+            for entry, job in jobs:
+                settle(night, entry, staging, job, counts, interrupted, pending, verified)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # a full volume, say: start no more transfers
+            for entry, job in jobs:  # and leave no partial file of the others that hit it too
+                if not job.cancelled() and isinstance(job.exception(), OSError) and job.exception().errno in FULL:
+                    drop_part(staging, entry["name"])
+            raise
+
+
+def needs_fetch(night, entry, staging, raw, counts):
+    """False (counted) for an entry that is rejected, already held or known bad as published."""
+    name = entry["name"]
+    try:
+        layout.safe_name(name)
+    except StepError as exc:
+        quarantine(night, name, "download", f"rejected: {exc}")
+        counts["quarantined"] += 1
+        return False
+    sha = entry["sha256"].lower()
+    if already_held(os.path.join(raw, name), sha) or already_held(os.path.join(staging, name), sha):
+        counts["skipped"] += 1
+        return False
+    earlier = find(night, name, "download")
+    if earlier and earlier.get("sha256") == sha:
+        # The published file itself is bad (its bytes match the manifest): fetching again cannot help.
+        counts["quarantined"] += 1
+        return False
+    return True
+
+
+def transfer(source, night, entry, staging):
+    """Fetch one entry to its .part file and verify it: ("good", None), ("bad", the reason) or
+    ("short", bytes received). Transfer errors are raised, for settle() to sort."""
+    name = entry["name"]
+    part = os.path.join(staging, name + ".part")
+    reason, digest = source.fetch(night, name, part, entry["size"])
+    if not reason and os.path.getsize(part) < entry["size"]:
+        # A body cut short is not always an error to the HTTP client (urllib3 1.26 does not
+        # enforce Content-Length): keep the part file, and the retry resumes it.
+        return "short", os.path.getsize(part)
+    reason = reason or verify(part, entry, digest)
+    return ("bad", reason) if reason else ("good", None)
+
+
+def settle(night, entry, staging, job, counts, interrupted, pending, verified):
+    """Book one transfer's outcome: staged, quarantined, pending or to be retried."""
+    name = entry["name"]
+    part = os.path.join(staging, name + ".part")
+    try:
+        outcome, detail = job.result()
+    except TooSlow as exc:
+        pending[name] = str(exc)
+        return
+    except OSError as exc:
+        if exc.errno in FULL:
+            # Resuming cannot help until space is freed, and the partial file only takes more.
+            drop_part(staging, name)
+            raise OSError(exc.errno, os.strerror(exc.errno), layout.relative(part)) from exc
+        interrupted.append(f"{name}: {exc}")
+        return
+    except requests.RequestException as exc:
+        interrupted.append(f"{name}: {exc}")
+        return
+    if outcome == "short":
+        interrupted.append(f"{name}: {detail} of {entry['size']} bytes received")
+        return
+    if outcome == "bad":
+        quarantine(night, name, "download", detail, src=part)
+        counts["quarantined"] += 1
+        return
+    os.replace(part, os.path.join(staging, name))
+    verified[name] = entry["sha256"].lower()
+    release(night, name, "download")
+    counts["downloaded"] += 1
+
+
+def drop_part(staging, name):
+    part = os.path.join(staging, name + ".part")
+    if os.path.exists(part):
+        os.unlink(part)
 
 
 def record_pending(staging, pending):

@@ -12,18 +12,16 @@ astropy reads them: decompressed headers, the compressed image's own WCS.
 import collections
 import contextlib
 import functools
-import gzip
 import math
 import os
 import warnings
-import zlib
 
 import numpy as np
 from astropy.io import fits
 from astropy.io.fits import card as fits_card
-from astropy.utils.exceptions import AstropyWarning
 
 from downlink import StepError
+from downlink.fitscheck import check_complete, gunzipped_size, is_gzip, open_fits, verify_fits  # noqa: F401 - verify_fits: used by others
 from downlink.fitssky import image_hdus, locate, wcs_header  # noqa: F401 - image_hdus, wcs_header: used by others
 from downlink.fitstime import iso_time, parse_date_end, parse_date_obs  # noqa: F401 - iso_time: used by tests
 
@@ -37,7 +35,6 @@ IMAGETYP_WORDS = (
 )
 FILTER_KEYS = ("FILTER", "FILTNAM1", "FILTER1", "FILTNAME")
 EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "XPOSURE", "ITIME")
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 @functools.lru_cache(maxsize=4)
@@ -59,66 +56,6 @@ def fast_card_config():
         yield
     finally:
         fits_card.conf = original
-
-
-def open_fits(path):
-    """Open a FITS file (plain, gzip, tile-compressed) and read every HDU's header; a clear
-    StepError if it is not valid FITS."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyWarning)
-            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
-    except Exception as exc:  # noqa: BLE001 - astropy raises many types for broken files
-        raise StepError(f"{path}: not a readable FITS file: {exc}") from exc
-    if len(hdul) == 0:
-        hdul.close()
-        raise StepError(f"{path}: not a readable FITS file: no HDU")
-    return hdul
-
-
-def is_gzip(path):
-    with open(path, "rb") as fh:
-        return fh.read(2) == GZIP_MAGIC
-
-
-def gunzipped_size(path):
-    """Bytes of FITS inside a gzip file, reading it to the end: a cut-short or corrupt stream
-    (no end-of-stream marker, a CRC or length mismatch) is a StepError."""
-    total = 0
-    try:
-        with gzip.open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                total += len(block)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise StepError(f"{path}: truncated or corrupt gzip: {exc}") from exc
-    return total
-
-
-def check_complete(path, hdul, size):
-    """Every HDU's data must lie inside the FITS bytes (size: of the decompressed stream for a
-    gzip file). A truncated download fails here."""
-    for index, hdu in enumerate(hdul):
-        info = hdu.fileinfo()
-        if info is None:
-            continue
-        end = info["datLoc"] + info["datSpan"]
-        if end > size:
-            raise StepError(f"{path}: truncated: HDU {index} needs {end} bytes, the file has {size}"
-                            + (" (decompressed)" if info.get("file") is not None and getattr(info["file"], "compression", None) else ""))
-
-
-def verify_fits(path, size):
-    """Raise StepError unless path is complete, readable FITS: plain, gzip-compressed (the whole
-    stream is decompressed and its HDUs must fit in what it holds) or tile-compressed (astropy
-    reads the compressed image's header; its table must lie inside the file). The bytes are never
-    changed: the archive keeps the file as published."""
-    if is_gzip(path):
-        size = gunzipped_size(path)
-    hdul = open_fits(path)
-    try:
-        check_complete(path, hdul, size)
-    finally:
-        hdul.close()
 
 
 def json_value(value):
