@@ -5,7 +5,7 @@ docs/observation-index.md), bulk-loaded with COPY into a temporary table and ups
 file's path, so a rerun adds no duplicates. Files are described by a pool of processes, one per
 CPU (fitsmeta.describe reads each file's headers once, and the header JSON is serialised there
 too), and their rows are streamed into COPY as they come; the sha256 is the one the archive step
-recorded (checksum.py), computed only for files it did not record. A file that cannot be read, for
+recorded (checksum.py), computed (in the pool) only for files it did not record. A file that cannot be read, for
 whatever reason, is recorded in `quarantine` (stage index) with that reason and the rest go on.
 The night's quarantine records (reason files) are copied into the `quarantine` table here too.
 Exit codes: 0 done; 1 failure (reason on stderr, e.g. database unreachable); 2 bad usage.
@@ -44,25 +44,28 @@ def describe_one(path):
         return path, None, f"{os.path.basename(path)}: cannot be described: {type(exc).__name__}: {exc}"
 
 
-def describe_for_load(path):
-    """describe_one with the header JSON as text, as COPY takes it: serialised in the pool's
-    process, and a string crosses back to the step far cheaper than the nested cards."""
+def describe_for_load(job):
+    """(path, row or None, reason or None, sha256) for job = (path, the sha256 the archive step
+    recorded or None): describe_one, the header JSON as text as COPY takes it, and the sha256
+    computed when none was recorded. This is the pool's work: a string crosses back to the step
+    far cheaper than the nested cards, and no file is read in the step's own process."""
+    path, digest = job
     path, meta, reason = describe_one(path)
     if meta is not None:
         meta["header"] = json.dumps(meta["header"])
-    return path, meta, reason
+    return path, meta, reason, digest or sha256_file(path)
 
 
-def described(paths):
-    """describe_for_load of every path, in order, as they are done: over a process pool when
-    there are many."""
+def described(jobs):
+    """describe_for_load of every (path, recorded sha256), in order, as they are done: over a
+    process pool when there are many."""
     workers = len(os.sched_getaffinity(0))
-    if workers < 2 or len(paths) < POOL_MIN_FILES:
-        yield from map(describe_for_load, paths)
+    if workers < 2 or len(jobs) < POOL_MIN_FILES:
+        yield from map(describe_for_load, jobs)
         return
     pool = multiprocessing.get_context("fork").Pool(workers)
     try:
-        yield from pool.imap(describe_for_load, paths, chunksize=max(1, min(64, len(paths) // (8 * workers))))
+        yield from pool.imap(describe_for_load, jobs, chunksize=max(1, min(64, len(jobs) // (8 * workers))))
     finally:
         pool.close()
         pool.join()
@@ -81,9 +84,8 @@ def iter_rows(night, paths, rejected):
     digests = recorded(os.path.dirname(paths[0])) if paths else {}
     refused_before = {r["filename"] for r in records(night) if r.get("stage") == "index"}
     run_id = runinfo.run_id()
-    for path, meta, reason in described(paths):
+    for path, meta, reason, digest in described([(p, digests.get(os.path.basename(p))) for p in paths]):
         name = os.path.basename(path)
-        digest = digests.get(name) or sha256_file(path)
         if meta is None:
             # The archived bytes stay where they are (the archive is never rewritten); the reason is recorded.
             quarantine(night, name, "index", reason, sha256=digest)
