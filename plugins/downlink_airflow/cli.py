@@ -7,6 +7,8 @@ the field (or the line); 2 bad usage.
 import argparse
 import sys
 
+from downlink_airflow import step_secrets
+from downlink_airflow.config import Settings
 from downlink_airflow.registry import RegistryError, default_path, load_registry
 
 
@@ -32,11 +34,22 @@ def run_check(args):
             for s in scripts:
                 after = f"  after {', '.join(s.after)}" + (" [always]" if s.when == "always" else "") if s.after else ""
                 print(f"  {s.name}{after}")
-    if reg.problems:
-        print(RegistryError(reg.problems, path), file=sys.stderr)
+    problems = reg.problems + secret_file_problems(reg, Settings.from_env().secrets_dir)
+    if problems:
+        print(RegistryError(problems, path), file=sys.stderr)
         return 1
     print(f"{path}: OK, {len(reg.chains)} chains, {len(reg.scripts)} scripts")
     return 0
+
+
+def secret_file_problems(reg, folder):
+    """Each named secret that is missing or readable by others, naming the entry and the field
+    (the DAG factory does not look at the files: the folder is checked here, before a deploy)."""
+    out = []
+    for s in reg.scripts:
+        for name in s.secrets:
+            out += [f"entry {s.name!r}: secrets: {p}" for p in step_secrets.problems_of(folder, name)]
+    return out
 
 
 def main(argv=None):
