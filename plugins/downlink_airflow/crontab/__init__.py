@@ -49,8 +49,12 @@ How a crontab maps onto the registry
   style), then made unique with _2, _3, ... (also against the registry given with --into). Scripts
   kept by a path outside the image get a comment: copy them into images/astro/scripts/.
 * Cron's `%` (unescaped: a newline, with the rest sent to stdin) is a problem; `\\%` becomes `%`.
-* Retries follow the registry's defaults. Cron never retried, so the header says to set
-  `retries: 0` on any script that must not run twice.
+* Imported chains are written `paused: true`: dags/ is read live, and a chain whose scripts are
+  not in the image yet would fail at its next tick. The team unpauses it (UI, `airflow dags
+  unpause`) once it is ready. Imported entries are written `retries: 0`: cron never retried, and a
+  non-idempotent script must not run three times.
+* Host paths in a line's variables and arguments (not the script's own path) are listed at the
+  top as suggested `mounts:`; they are never written as mounts (the admin's allow-list decides).
 """
 from downlink_airflow.crontab.parse import import_crontab
 

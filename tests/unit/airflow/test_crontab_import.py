@@ -125,7 +125,8 @@ def test_lines_with_the_same_times_share_a_chain_and_its_description_names_them(
         "a": "cron_daily_0230", "c": "cron_daily_0230", "b": "cron_daily", "d": "cron_daily",
         "e": "cron_weekly_sun_0400", "f": "cron_weekly_sun_0400"}
     assert result.chains_data()["cron_daily_0230"] == {"schedule": "30 2 * * *",
-                                                      "description": "imported from obs lines 1, 3"}
+                                                      "description": "imported from obs lines 1, 3",
+                                                      "paused": True}
     assert [e.after for e in result.entries] == [None] * 6  # same chain, no after: concurrent, as in cron
 
 
@@ -501,7 +502,8 @@ def test_wrapper_option_and_python_m(tmp_path):
     run = subprocess.run([sys.executable, "-m", "downlink_airflow.cli", "import-crontab", str(src), "--wrapper", "obs_env"],
                          capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
     assert run.returncode == 0, run.stderr
-    assert yaml.safe_load(run.stdout)["scripts"] == [{"name": "reduce", "command": "reduce.py", "chain": "cron_daily_0100"}]
+    assert yaml.safe_load(run.stdout)["scripts"] == [{"name": "reduce", "command": "reduce.py", "chain": "cron_daily_0100",
+                                                       "retries": 0}]
 
 
 def test_the_importer_does_not_import_airflow():
