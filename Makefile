@@ -99,12 +99,20 @@ restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INT
 AIRFLOW_TOOL = docker run --rm --network none \
 	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
 
+# What `check` needs from .env (or the shell) to judge mounts: and secrets:, and the secrets
+# folder itself, read-only at its own path (as in the stack), when it exists.
+env_value = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1))
+CHECK_SECRETS_DIR = $(call env_value,DOWNLINK_SECRETS_DIR)
+CHECK_ENV = -e DOWNLINK_ALLOWED_MOUNTS="$(call env_value,DOWNLINK_ALLOWED_MOUNTS)" \
+	  -e DOWNLINK_SECRETS_DIR="$(CHECK_SECRETS_DIR)" \
+	  $(if $(and $(CHECK_SECRETS_DIR),$(wildcard $(CHECK_SECRETS_DIR))),-v "$(CHECK_SECRETS_DIR):$(CHECK_SECRETS_DIR):ro")
+
 check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field
 	@tools/build-images.sh $(TAG) airflow >/dev/null
-	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check
+	@$(AIRFLOW_TOOL) $(CHECK_ENV) downlink/airflow:$(TAG) python -m downlink_airflow.cli check
 
 deploy: build env  ## build, check, and roll the new tag into the running stack (running tasks go on)
-	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check --quiet
+	@$(AIRFLOW_TOOL) $(CHECK_ENV) downlink/airflow:$(TAG) python -m downlink_airflow.cli check --quiet
 	@tools/deploy.sh $(TAG)
 
 # make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
