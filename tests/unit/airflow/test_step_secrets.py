@@ -99,3 +99,16 @@ def test_an_unreadable_secret_fails_the_task_before_it_runs(tmp_path):
     with pytest.raises(AirflowFailException, match="gone"):
         task.mask_secrets()
     assert os.path.basename(task.secret_files[0]) == "gone"
+
+
+def test_cli_check_fails_on_a_missing_secret_naming_the_entry(tmp_path, monkeypatch, capsys):
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("chains: {c: {schedule: '@daily'}}\nscripts:\n  - {name: upload, command: u.sh, chain: c, secrets: [tok]}\n")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o750)
+    monkeypatch.setenv("DOWNLINK_SECRETS_DIR", str(secrets))
+    assert cli.main(["check", str(reg)]) == 1
+    assert "entry 'upload': secrets: " in capsys.readouterr().err
+    (secrets / "tok").write_text("v")
+    (secrets / "tok").chmod(0o640)
+    assert cli.main(["check", str(reg)]) == 0

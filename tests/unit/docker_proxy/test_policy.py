@@ -657,3 +657,18 @@ def test_system_paths_are_never_bound_even_when_a_list_allows_them(source):
                                     "PROXY_ALLOWED_BIND_SOURCES": "/", "PROXY_ALLOWED_RW_BIND_SOURCES": "/"})
     assert "never allowed" in denied(bind(source, config=everything), "bind")
     assert "never allowed" in denied(bind(source, read_only=False, config=everything), "bind")
+
+
+def test_the_proxy_never_binds_what_the_registry_never_mounts():
+    """The registry's check (plugins/downlink_airflow/host_mounts.py, stdlib only) and the proxy
+    keep one list each (separate images); a path added to one only fails here."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[3] / "plugins" / "downlink_airflow" / "host_mounts.py"
+    spec = importlib.util.spec_from_file_location("registry_host_mounts", path)
+    host_mounts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host_mounts)
+    import docker_proxy_create
+
+    assert set(host_mounts.NEVER) == set(docker_proxy_create.NEVER_BIND)
