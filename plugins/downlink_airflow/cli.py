@@ -30,7 +30,9 @@ def run_check(args):
     if not args.quiet:
         for name, chain in reg.chains.items():
             scripts = reg.chain_scripts(name)
-            print(f"{name}  (schedule: {chain.schedule or 'manual'}; {len(scripts)} steps)")
+            zone = f" {chain.timezone}" if chain.schedule and chain.timezone != "UTC" else ""
+            paused = "; created paused" if chain.paused else ""
+            print(f"{name}  (schedule: {chain.schedule or 'manual'}{zone}{paused}; {len(scripts)} steps)")
             for s in scripts:
                 after = f"  after {', '.join(s.after)}" + (" [always]" if s.when == "always" else "") if s.after else ""
                 print(f"  {s.name}{after}")

@@ -68,3 +68,13 @@ def test_a_paused_chain_is_created_paused_and_others_keep_the_stacks_default():
 def test_paused_must_be_true_or_false():
     reg = registry("paused: 'yes'")
     assert reg.problems == ["chain 'local': paused: 'yes' is not true or false"]
+
+
+def test_make_check_shows_the_zone_and_the_paused_flag(tmp_path, capsys):
+    from downlink_airflow import cli
+
+    path = tmp_path / "registry.yaml"
+    path.write_text("chains: {c: {schedule: '30 7 * * *', timezone: Europe/Berlin, paused: true}}\n"
+                    "scripts:\n  - {name: a, command: a.sh, chain: c}\n")
+    assert cli.main(["check", str(path)]) == 0
+    assert "c  (schedule: 30 7 * * * Europe/Berlin; created paused; 1 steps)" in capsys.readouterr().out
