@@ -100,6 +100,9 @@ class StepOperator(DockerOperator):
                     value = fh.read()
             except OSError as exc:
                 raise AirflowFailException(f"secret {path}: {exc.strerror}: the step needs it (make check names it)") from exc
+            except UnicodeDecodeError as exc:
+                # A value the masker cannot match in the log's text is a secret it cannot hide.
+                raise AirflowFailException(f"secret {path} is not UTF-8 text, so it could not be masked in logs") from exc
             mask(value)
 
     @property
@@ -206,10 +209,10 @@ class StepOperator(DockerOperator):
 
 def astro_step(task_id, command, *, image=None, environment=None, settings=None, extra_mounts=(),
                writes_archive=False, **kwargs):
-    # extra_mounts: docker.types.Mount binds from the registry's mounts: and secrets: (checked by
-    # downlink_airflow.host_mounts; docker-proxy refuses any bind outside its allow-lists).
     """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image.
-    The archive (raw/, its own volume) is read-only unless `writes_archive` (the archive step)."""
+    The archive (raw/, its own volume) is read-only unless `writes_archive` (the archive step).
+    `extra_mounts`: docker.types.Mount binds of the registry's mounts: and secrets: (checked by
+    downlink_airflow.host_mounts; docker-proxy refuses any bind outside its allow-lists)."""
     cfg = settings or Settings.from_env()
     env = {
         "DOWNLINK_DAG_ID": "{{ dag.dag_id }}",
