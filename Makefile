@@ -107,12 +107,22 @@ CHECK_ENV = -e DOWNLINK_ALLOWED_MOUNTS="$(call env_value,DOWNLINK_ALLOWED_MOUNTS
 	  -e DOWNLINK_SECRETS_DIR="$(CHECK_SECRETS_DIR)" \
 	  $(if $(and $(CHECK_SECRETS_DIR),$(wildcard $(CHECK_SECRETS_DIR))),-v "$(CHECK_SECRETS_DIR):$(CHECK_SECRETS_DIR):ro")
 
-check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field
-	@tools/build-images.sh $(TAG) airflow >/dev/null
-	@$(AIRFLOW_TOOL) $(CHECK_ENV) downlink/airflow:$(TAG) python -m downlink_airflow.cli check
+# The programs on the PATH of the astro image about to be deployed (its build writes the list),
+# so that a command naming a program the image lacks is a problem naming the entry.
+PATH_PROGRAMS = build/path-programs-$(TAG).txt
+path-programs = mkdir -p build && docker run --rm downlink/astro:$(TAG) cat /usr/share/downlink/path-programs.txt \
+	  >$(PATH_PROGRAMS).tmp && mv $(PATH_PROGRAMS).tmp $(PATH_PROGRAMS)
+CHECK = $(AIRFLOW_TOOL) $(CHECK_ENV) -v "$(CURDIR)/$(PATH_PROGRAMS):/tmp/path-programs.txt:ro" downlink/airflow:$(TAG) \
+	  python -m downlink_airflow.cli check --programs /tmp/path-programs.txt --image downlink/astro:$(TAG)
+
+check: bootstrap  ## check the script registry (dags/registry.yaml) against the astro image: every problem, by entry and field
+	@tools/build-images.sh $(TAG) airflow astro >/dev/null
+	@$(path-programs)
+	@$(CHECK)
 
 deploy: build env  ## build, check, and roll the new tag into the running stack (running tasks go on)
-	@$(AIRFLOW_TOOL) $(CHECK_ENV) downlink/airflow:$(TAG) python -m downlink_airflow.cli check --quiet
+	@$(path-programs)
+	@$(CHECK) --quiet
 	@tools/deploy.sh $(TAG)
 
 # make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]

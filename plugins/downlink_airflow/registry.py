@@ -595,3 +595,33 @@ def default_path():
 
     return Settings.from_env().registry or os.path.join(
         os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "/opt/airflow/dags"), "registry.yaml")
+
+
+def read_programs(path):
+    """The astro image's PATH list (/usr/share/downlink/path-programs.txt: names and absolute
+    paths, one a line) as a set."""
+    with open(path, encoding="utf-8") as fh:
+        return {line.strip() for line in fh if line.strip()}
+
+
+def programs_missing(registry, programs, image="the astro image"):
+    """Problems, one per entry, for a command whose program is not in `programs` (the image's
+    PATH list: names and absolute paths). Only entries run in the astro image are checked; a
+    shell-syntax command is checked word by word where command_programs can tell (else skipped)."""
+    from downlink_airflow.command_programs import programs_of
+
+    programs = set(programs)
+    names = sorted(p for p in programs if "/" not in p)
+    out = []
+    for s in registry.scripts:
+        if s.image != "astro":
+            continue
+        shell = isinstance(s.command, str) and bool(
+            SHELL_SYNTAX.search(fill(s.command, {key: "x" for key in PLACEHOLDERS})))
+        missing = [p for p in programs_of(s.command, shell) or [] if p not in programs]
+        for prog in dict.fromkeys(missing):
+            hint = _suggest(os.path.basename(prog), names)
+            where = "by that path" if prog.startswith("/") else "on its PATH"
+            copy = " (copy the script into images/astro/scripts/ and call it by name)" if prog.startswith("/") else ""
+            out.append(f"entry {s.name!r}: command: {prog!r} is not in {image} {where}{hint}{copy}")
+    return out
