@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: test-unit-config test-unit-contract test-podman podman-e2e-project
-.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
+.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy try import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -124,6 +124,12 @@ deploy: build env  ## build, check, and roll the new tag into the running stack 
 	@$(path-programs)
 	@$(CHECK) --quiet
 	@tools/deploy.sh $(TAG)
+
+# make try ENTRY=name [NIGHT=YYYY-MM-DD]: in the running stack's scheduler, which has the proxy, the
+# secrets folder and the live dags/ (downlink_airflow.try_entry; Airflow's `tasks test`).
+try:  ## run one registry entry once, now, in its container (ENTRY=name [NIGHT=YYYY-MM-DD]); exit code: the task's
+	@test -n "$(ENTRY)" || { echo "usage: make try ENTRY=name [NIGHT=YYYY-MM-DD]   (in the running stack; make up)" >&2; exit 2; }
+	@$(COMPOSE) exec -T scheduler python -m downlink_airflow.try_entry "$(ENTRY)" $(if $(NIGHT),--night "$(NIGHT)")
 
 # make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
 import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into)
