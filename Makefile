@@ -131,15 +131,20 @@ try:  ## run one registry entry once, now, in its container (ENTRY=name [NIGHT=Y
 	@test -n "$(ENTRY)" || { echo "usage: make try ENTRY=name [NIGHT=YYYY-MM-DD]   (in the running stack; make up)" >&2; exit 2; }
 	@$(COMPOSE) exec -T scheduler python -m downlink_airflow.try_entry "$(ENTRY)" $(if $(NIGHT),--night "$(NIGHT)")
 
-# make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
-import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into)
-	@test -n "$(CRONTAB)" || { echo "usage: make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml]" >&2; exit 2; }
+# make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [SCRIPTS=dir] [ARGS=--skip-unsupported]
+# SCRIPTS: the folder with the crontab's scripts; those the commands name are copied into
+# images/astro/scripts/ (mounted read-write for that) and called by name.
+import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into, SCRIPTS=dir of its scripts)
+	@test -n "$(CRONTAB)" || { echo "usage: make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml] [SCRIPTS=DIR]" >&2; exit 2; }
 	@test -f "$(CRONTAB)" || { echo "import-crontab: $(CRONTAB): no such file" >&2; exit 2; }
+	@test -z "$(SCRIPTS)" -o -d "$(SCRIPTS)" || { echo "import-crontab: SCRIPTS=$(SCRIPTS): no such folder" >&2; exit 2; }
 	@tools/build-images.sh $(TAG) airflow >/dev/null
 	@$(AIRFLOW_TOOL) -u "$$(id -u):$$(id -g)" -v "$(abspath $(CRONTAB)):$(abspath $(CRONTAB)):ro" \
 	  $(if $(INTO),-v "$(abspath $(dir $(INTO))):$(abspath $(dir $(INTO)))") \
+	  $(if $(SCRIPTS),-v "$(abspath $(SCRIPTS)):$(abspath $(SCRIPTS)):ro" -v "$(CURDIR)/images/astro/scripts:$(CURDIR)/images/astro/scripts") \
 	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
-	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
+	  $(if $(INTO),--into "$(abspath $(INTO))") \
+	  $(if $(SCRIPTS),--scripts "$(abspath $(SCRIPTS))" --scripts-into "$(CURDIR)/images/astro/scripts") $(ARGS)
 
 # `make test`: lint, then the unit suites (one after the other) and the independent e2e stacks
 # (each its own compose project and ports), all at once: the stacks spend their first minutes

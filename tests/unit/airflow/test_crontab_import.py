@@ -15,6 +15,7 @@ import yaml
 
 from downlink_airflow import registry  # noqa: E402
 from downlink_airflow.crontab import import_crontab, merge  # noqa: E402
+from downlink_airflow.crontab import scripts as crontab_scripts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "crontab")
@@ -37,10 +38,18 @@ def golden_args(text):
 
 
 def translate(name):
+    """The import as `import-crontab` prints it; `--scripts DIR [--scripts-into DIR]` (folders next
+    to the golden) are planned, not copied (tests/ is read-only)."""
     text = read(os.path.join(GOLDEN, name + ".crontab"))
     args = golden_args(text)
+    option = {a: args[i + 1] for i, a in enumerate(args) if a.startswith("--") and i + 1 < len(args)}
     wrappers = [args[i + 1] for i, a in enumerate(args) if a == "--wrapper"]
-    return import_crontab(text, f"{name}.crontab", wrappers=wrappers)
+    result = import_crontab(text, f"{name}.crontab", wrappers=wrappers)
+    if "--scripts" in option:
+        into = os.path.join(GOLDEN, option.get("--scripts-into", "no-such-folder"))
+        plan = crontab_scripts.plan(result.entries, os.path.join(GOLDEN, option["--scripts"]), into)
+        result.notes += plan.notes("images/astro/scripts/", option["--scripts"])
+    return result
 
 
 def one(text, **kwargs):
