@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: test-unit-config test-unit-contract test-podman podman-e2e-project
-.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
+.PHONY: bench help bootstrap build env up up-celery backfill test-e2e-celery down logs ps info check deploy try import-crontab test test-unit test-unit-astro test-unit-airflow test-unit-docker-proxy test-e2e test-e2e-main test-e2e-faults e2e-projects lint lock clean
 
 TAG := $(shell tools/image-tag.sh)
 export DOWNLINK_TAG := $(TAG)
@@ -100,23 +100,52 @@ restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INT
 AIRFLOW_TOOL = docker run --rm --network none \
 	  -v "$(CURDIR)/dags:/opt/airflow/dags:ro" -v "$(CURDIR)/plugins:/opt/airflow/plugins:ro"
 
-check: bootstrap  ## check the script registry (dags/registry.yaml): every problem, by entry and field
-	@tools/build-images.sh $(TAG) airflow >/dev/null
-	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check
+# What `check` needs from .env (or the shell) to judge mounts: and secrets:, and the secrets
+# folder itself, read-only at its own path (as in the stack), when it exists.
+env_value = $(or $($(1)),$(shell sed -n 's/^$(1)=//p' .env 2>/dev/null | tail -n 1))
+CHECK_SECRETS_DIR = $(call env_value,DOWNLINK_SECRETS_DIR)
+CHECK_ENV = -e DOWNLINK_ALLOWED_MOUNTS="$(call env_value,DOWNLINK_ALLOWED_MOUNTS)" \
+	  -e DOWNLINK_SECRETS_DIR="$(CHECK_SECRETS_DIR)" \
+	  $(if $(and $(CHECK_SECRETS_DIR),$(wildcard $(CHECK_SECRETS_DIR))),-v "$(CHECK_SECRETS_DIR):$(CHECK_SECRETS_DIR):ro")
+
+# The programs on the PATH of the astro image about to be deployed (its build writes the list),
+# so that a command naming a program the image lacks is a problem naming the entry.
+PATH_PROGRAMS = build/path-programs-$(TAG).txt
+path-programs = mkdir -p build && docker run --rm downlink/astro:$(TAG) cat /usr/share/downlink/path-programs.txt \
+	  >$(PATH_PROGRAMS).tmp && mv $(PATH_PROGRAMS).tmp $(PATH_PROGRAMS)
+CHECK = $(AIRFLOW_TOOL) $(CHECK_ENV) -v "$(CURDIR)/$(PATH_PROGRAMS):/tmp/path-programs.txt:ro" downlink/airflow:$(TAG) \
+	  python -m downlink_airflow.cli check --programs /tmp/path-programs.txt --image downlink/astro:$(TAG)
+
+check: bootstrap  ## check the script registry (dags/registry.yaml) against the astro image: every problem, by entry and field
+	@tools/build-images.sh $(TAG) airflow astro >/dev/null
+	@$(path-programs)
+	@$(CHECK)
 
 deploy: build env  ## build, check, and roll the new tag into the running stack (running tasks go on)
-	@$(AIRFLOW_TOOL) downlink/airflow:$(TAG) python -m downlink_airflow.cli check --quiet
+	@$(path-programs)
+	@$(CHECK) --quiet
 	@tools/deploy.sh $(TAG)
 
-# make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
-import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into)
-	@test -n "$(CRONTAB)" || { echo "usage: make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml]" >&2; exit 2; }
+# make try ENTRY=name [NIGHT=YYYY-MM-DD]: in the running stack's scheduler, which has the proxy, the
+# secrets folder and the live dags/ (downlink_airflow.try_entry; Airflow's `tasks test`).
+try:  ## run one registry entry once, now, in its container (ENTRY=name [NIGHT=YYYY-MM-DD]); exit code: the task's
+	@test -n "$(ENTRY)" || { echo "usage: make try ENTRY=name [NIGHT=YYYY-MM-DD]   (in the running stack; make up)" >&2; exit 2; }
+	@$(COMPOSE) exec -T scheduler python -m downlink_airflow.try_entry "$(ENTRY)" $(if $(NIGHT),--night "$(NIGHT)")
+
+# make import-crontab CRONTAB=path/to/crontab [INTO=dags/registry.yaml] [SCRIPTS=dir] [ARGS=--skip-unsupported]
+# SCRIPTS: the folder with the crontab's scripts; those the commands name are copied into
+# images/astro/scripts/ (mounted read-write for that) and called by name.
+import-crontab: bootstrap  ## turn a crontab into registry entries (CRONTAB=file, INTO=registry to merge into, SCRIPTS=dir of its scripts)
+	@test -n "$(CRONTAB)" || { echo "usage: make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml] [SCRIPTS=DIR]" >&2; exit 2; }
 	@test -f "$(CRONTAB)" || { echo "import-crontab: $(CRONTAB): no such file" >&2; exit 2; }
+	@test -z "$(SCRIPTS)" -o -d "$(SCRIPTS)" || { echo "import-crontab: SCRIPTS=$(SCRIPTS): no such folder" >&2; exit 2; }
 	@tools/build-images.sh $(TAG) airflow >/dev/null
 	@$(AIRFLOW_TOOL) -u "$$(id -u):$$(id -g)" -v "$(abspath $(CRONTAB)):$(abspath $(CRONTAB)):ro" \
 	  $(if $(INTO),-v "$(abspath $(dir $(INTO))):$(abspath $(dir $(INTO)))") \
+	  $(if $(SCRIPTS),-v "$(abspath $(SCRIPTS)):$(abspath $(SCRIPTS)):ro" -v "$(CURDIR)/images/astro/scripts:$(CURDIR)/images/astro/scripts") \
 	  downlink/airflow:$(TAG) python -m downlink_airflow.cli import-crontab "$(abspath $(CRONTAB))" \
-	  $(if $(INTO),--into "$(abspath $(INTO))") $(ARGS)
+	  $(if $(INTO),--into "$(abspath $(INTO))") \
+	  $(if $(SCRIPTS),--scripts "$(abspath $(SCRIPTS))" --scripts-into "$(CURDIR)/images/astro/scripts") $(ARGS)
 
 # `make test`: lint, then the unit suites (one after the other) and the independent e2e stacks
 # (each its own compose project and ports), all at once: the stacks spend their first minutes

@@ -5,6 +5,7 @@
 #   3. the base image debian:bookworm-slim (pulled; made with debootstrap when no registry answers)
 #   4. the Python wheelhouse for the Airflow image (host-side `pip download`; containers here
 #      cannot reach PyPI over TLS, and it makes image builds offline and reproducible)
+#      and the astro image's (images/astro/requirements.txt, the team's scripts' pip packages)
 #   5. the maildev npm package for the mail image (same reason)
 #   6. browser (not part of `all`; the browser e2e test's): Debian's chromium and chromium-driver
 #   7. go (not part of `all`; docker-proxy's tests build their fake engine with it): golang-go
@@ -13,7 +14,7 @@
 # The engine is Podman instead of Docker when DOWNLINK_ENGINE=podman, or when DOCKER_HOST is set
 # (any Docker-compatible API the user chose), or when podman is installed and dockerd is not: then
 # nothing here installs or starts Docker, and nothing asks for root unless something is missing.
-# Usage: tools/bootstrap.sh [engine|compose|base|wheels|maildev|browser|go|podman|all]   (default: all)
+# Usage: tools/bootstrap.sh [engine|compose|base|wheels|astro-wheels|maildev|browser|go|podman|all]   (default: all)
 case ${1:-} in -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' "$0"; exit 0 ;; esac  # the header above is the usage
 set -euo pipefail
 
@@ -223,6 +224,26 @@ ensure_wheels() {
   echo "$sum" >"$stamp"
 }
 
+# The astro image's wheelhouse (images/astro/requirements.txt: the team's scripts' pip packages),
+# downloaded here for the same reasons; tools/build-images.sh puts it into the astro build context.
+ensure_astro_wheels() {
+  local req="$ROOT/images/astro/requirements.txt" dest="$BUILD/astro-wheelhouse" stamp sum
+  sum=$(sha256sum "$req" | cut -d' ' -f1)
+  stamp="$dest/.requirements.sha256"
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
+  rm -rf "$dest"; mkdir -p "$dest"
+  if sed -e 's/#.*//' "$req" | grep -q '[^[:space:]]'; then
+    say "filling the astro wheelhouse from images/astro/requirements.txt"
+    local plats=() v log="$BUILD/pip-download-astro.log"
+    for v in 17 24 27 28 31 34 35 36; do plats+=(--platform "manylinux_2_${v}_x86_64"); done
+    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+      --implementation cp --python-version 3.11 --abi cp311 "${plats[@]}" \
+      -d "$dest" -r "$req" >"$log" 2>&1 \
+      || { grep -v 'is ignored' "$log" | tail -n 20 >&2; die "pip download for images/astro/requirements.txt failed (full log: $log)"; }
+  fi
+  echo "$sum" >"$stamp"
+}
+
 ensure_maildev() {
   local dest="$BUILD/maildev"
   [ -f "$dest/node_modules/maildev/package.json" ] && grep -q "\"version\": \"$MAILDEV_VERSION\"" "$dest/node_modules/maildev/package.json" && return 0
@@ -255,13 +276,14 @@ case "${1:-all}" in
   engine) ensure_engine ;;
   compose) ensure_engine; ensure_compose ;;
   base) ensure_engine; ensure_base_image ;;
-  wheels) ensure_wheels ;;
+  wheels) ensure_wheels; ensure_astro_wheels ;;
+  astro-wheels) ensure_astro_wheels ;;
   maildev) ensure_maildev ;;
   browser) ensure_browser ;;
   go) ensure_go ;;
   podman) DOWNLINK_ENGINE=podman ensure_engine ;;
   podman-host) podman_host ;;
   engine-kind) if want_podman; then echo podman; else echo docker; fi ;;  # for the Makefile
-  all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_maildev ;;
-  *) die "unknown target '$1' (engine|compose|base|wheels|maildev|browser|go|podman|podman-host|engine-kind|all)" ;;
+  all) ensure_engine; ensure_compose; ensure_base_image; ensure_wheels; ensure_astro_wheels; ensure_maildev ;;
+  *) die "unknown target '$1' (engine|compose|base|wheels|astro-wheels|maildev|browser|go|podman|podman-host|engine-kind|all)" ;;
 esac

@@ -22,11 +22,23 @@ build() {  # build NAME CONTEXT [extra docker build args]
   echo "built downlink/$name:$TAG in $((SECONDS - start)) s"
 }
 
+# The astro build context is images/astro: its wheelhouse/ gets the host-side wheels of
+# images/astro/requirements.txt (tools/bootstrap.sh astro-wheels), hard-linked where possible.
+astro_wheelhouse() {
+  local src="$ROOT/build/astro-wheelhouse" dest="$ROOT/images/astro/wheelhouse"
+  find "$dest" -maxdepth 1 -type f -name '*.whl' -delete
+  if sed -e 's/#.*//' images/astro/requirements.txt | grep -q '[^[:space:]]'; then
+    compgen -G "$src/*.whl" >/dev/null \
+      || { echo "build-images: images/astro/requirements.txt lists packages but $src has no wheels: run tools/bootstrap.sh astro-wheels" >&2; return 1; }
+    cp -l "$src"/*.whl "$dest"/ 2>/dev/null || cp "$src"/*.whl "$dest"/
+  fi
+}
+
 for image in "${@:-airflow astro postgres mail archive-server docker-proxy redis}"; do
   for name in $image; do
     case $name in
       airflow|mail|docker-proxy) build "$name" . ;;  # need the host-side caches in build/
-      astro) build astro images/astro --build-arg DOWNLINK_VERSION="$TAG" ;;
+      astro) astro_wheelhouse; build astro images/astro --build-arg DOWNLINK_VERSION="$TAG" ;;
       postgres|archive-server|redis) build "$name" "images/$name" ;;
       *) echo "build-images: unknown image '$name'" >&2; exit 2 ;;
     esac

@@ -37,6 +37,11 @@ default_var AIRFLOW_JWT_SECRET "$(secret 64)"  # HS512 wants a 64-byte key
 default_var AIRFLOW_API_SECRET_KEY "$(secret)"
 default_var DOWNLINK_ADMIN_PASSWORD "$(secret)"
 set_var DOWNLINK_TAG "$TAG"
+# The registry's secrets folder (secrets: fields), outside git: this checkout's secrets/ unless
+# set. Absolute, since it is also the host path docker-proxy lets steps bind read-only.
+default_var DOWNLINK_SECRETS_DIR "$ROOT/secrets"
+secrets_dir=$(sed -n 's/^DOWNLINK_SECRETS_DIR=//p' "$ENV_FILE" | tail -n 1)
+[ -d "$secrets_dir" ] || (umask 027 && mkdir -p "$secrets_dir")
 # The engine's socket, which the docker-proxy service mounts: DOCKER_SOCKET, else the one a
 # unix:// DOCKER_HOST names (Podman's, tools/bootstrap.sh), else Docker's usual one.
 case ${DOCKER_HOST:-} in

@@ -397,6 +397,27 @@ LOG_DRIVERS = {"", "json-file", "local"}
 LOG_OPTIONS = {"max-size", "max-file", "compress", "mode", "max-buffer-size"}
 
 
+# Never a bind source, whatever the allow-lists say: the host's root, the engine's socket and
+# storage, the host's configuration and kernel interfaces, anything under them, and any folder
+# holding one of them (/var holds /var/lib/docker). The same list as the registry's check
+# (plugins/downlink_airflow/host_mounts.py), repeated here: the proxy trusts no client.
+NEVER_BIND = ("/etc", "/var/lib/docker", "/proc", "/sys", "/dev", "/var/run/docker.sock", "/run/docker.sock")
+
+
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def never_bindable(path):
+    """Why `path` (normalised, absolute) may never be bind-mounted ('' when it may)."""
+    if path == "/":
+        return "the host's root"
+    for bad in NEVER_BIND:
+        if _under(path, bad) or _under(bad, path):
+            return f"it is, is under or holds {bad}"
+    return ""
+
+
 def check_network(name, where, config):
     low = name.lower()
     if low == "host":
@@ -445,11 +466,17 @@ def read_mount(m, where, config):
         path = posixpath.normpath(source) if source else ""
         if not source.startswith("/") or ".." in source.split("/"):
             raise Refused("bind", f"{where}: bind mount of {source!r}: the source must be an absolute path")
-        if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in config.allowed_bind_sources):
+        why = never_bindable(path)
+        if why:
+            raise Refused("bind", f"{where}: bind mount of {source} is never allowed: {why}")
+        writable = any(_under(path, p) for p in config.allowed_rw_bind_sources)
+        if not writable and not any(_under(path, p) for p in config.allowed_bind_sources):
             raise Refused("bind", f"{where}: bind mount of {source} is not under PROXY_ALLOWED_BIND_SOURCES "
-                          f"({', '.join(config.allowed_bind_sources) or 'none allowed'})")
-        if not read_only:
-            raise Refused("bind", f"{where}: bind mount of {source} must be read-only")
+                          f"({', '.join(config.allowed_bind_sources) or 'none allowed'}) nor "
+                          f"PROXY_ALLOWED_RW_BIND_SOURCES ({', '.join(config.allowed_rw_bind_sources) or 'none allowed'})")
+        if not read_only and not writable:
+            raise Refused("bind", f"{where}: bind mount of {source} must be read-only "
+                          "(it is not under PROXY_ALLOWED_RW_BIND_SOURCES)")
         opts = _obj(others.pop("BindOptions", None), f"{where}.BindOptions")
         if opts is not None:
             bo = read_struct(opts, f"{where}.BindOptions",

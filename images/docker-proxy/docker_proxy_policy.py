@@ -69,6 +69,16 @@ def _list(text):
     return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
+def _paths(name, env):
+    """A list of absolute host paths, separated by ',' or ':' (compose joins several settings into
+    one with empty items where one is unset: they are skipped), normalised."""
+    items = tuple(posixpath.normpath(p.strip()) for p in (env.get(name) or "").replace(":", ",").split(",") if p.strip())
+    for p in items:
+        if not p.startswith("/"):
+            raise ValueError(f"{name}: {p!r} is not an absolute path")
+    return items
+
+
 @dataclass(frozen=True)
 class Config:
     # Image references must start with one of these ("*": any image).
@@ -78,6 +88,8 @@ class Config:
     allowed_networks: tuple = ()
     # Host directories read-only bind mounts may come from (absolute prefixes); empty: no binds.
     allowed_bind_sources: tuple = ()
+    # Host directories writable (rw) bind mounts may come from; read-only binds may too.
+    allowed_rw_bind_sources: tuple = ()
     # Named volumes that may be mounted.
     allowed_volumes: tuple = (VolumeRule("*"),)
     # Refuse containers that would run as root (User root/0, or empty with a root image).
@@ -87,14 +99,11 @@ class Config:
     def from_env(cls, env):
         images = _list(env.get("PROXY_ALLOWED_IMAGES")) or DEFAULT_ALLOWED_IMAGES
         volumes = _list(env.get("PROXY_ALLOWED_VOLUMES")) or ("*",)
-        binds = tuple(posixpath.normpath(p) for p in _list(env.get("PROXY_ALLOWED_BIND_SOURCES")))
-        for p in binds:
-            if not p.startswith("/"):
-                raise ValueError(f"PROXY_ALLOWED_BIND_SOURCES: {p!r} is not an absolute path")
         return cls(
             allowed_images=images,
             allowed_networks=_list(env.get("PROXY_ALLOWED_NETWORKS")),
-            allowed_bind_sources=binds,
+            allowed_bind_sources=_paths("PROXY_ALLOWED_BIND_SOURCES", env),
+            allowed_rw_bind_sources=_paths("PROXY_ALLOWED_RW_BIND_SOURCES", env),
             allowed_volumes=tuple(VolumeRule.parse(v) for v in volumes),
             deny_root=(env.get("PROXY_DENY_ROOT") or "1").strip().lower() in TRUE_WORDS,
         )
@@ -103,6 +112,7 @@ class Config:
         return (f"images={','.join(self.allowed_images)} "
                 f"networks={','.join(self.allowed_networks) or '(any but host)'} "
                 f"binds={','.join(self.allowed_bind_sources) or '(none)'} "
+                f"rw-binds={','.join(self.allowed_rw_bind_sources) or '(none)'} "
                 f"volumes={','.join(r.pattern + (':ro' if r.read_only else '') for r in self.allowed_volumes)} "
                 f"deny_root={int(self.deny_root)}")
 

@@ -36,7 +36,7 @@ Usage: proxy.py [--listen HOST:PORT] [--upstream PATH]     serve
        proxy.py --check                                      GET /_ping through the proxy (healthcheck)
 
 Configuration (environment): PROXY_ALLOWED_IMAGES, PROXY_ALLOWED_NETWORKS,
-PROXY_ALLOWED_BIND_SOURCES, PROXY_ALLOWED_VOLUMES, PROXY_DENY_ROOT (see
+PROXY_ALLOWED_BIND_SOURCES, PROXY_ALLOWED_RW_BIND_SOURCES, PROXY_ALLOWED_VOLUMES, PROXY_DENY_ROOT (see
 docker_proxy_policy.Config), PROXY_STATE_FILE, and the ones above.
 """
 import argparse

@@ -132,6 +132,15 @@ class Settings:
     api_url: str = setting("DOWNLINK_API_URL", "http://api-server:8080", "the Airflow API the diagnostics read")
     # Empty: registry.yaml in Airflow's DAG folder.
     registry: str = setting("DOWNLINK_REGISTRY", "", "the script registry file (empty: registry.yaml in the DAG folder)")
+    # Host folders the registry's `mounts:` may bind into steps; docker-proxy reads the same list.
+    allowed_mounts: str = setting("DOWNLINK_ALLOWED_MOUNTS", "",
+                                  "host folders registry entries may mount (mounts:), separated by , or : (empty: none); "
+                                  "never /, the Docker socket, /etc, /var/lib/docker, /proc, /sys, /dev")
+    # The registry's `secrets:` are files here; the same absolute path on the host and in the
+    # Airflow containers, since it is also the bind source of the step's /run/secrets/NAME.
+    secrets_dir: str = setting("DOWNLINK_SECRETS_DIR", "",
+                               "host folder of the registry's secrets: files (0700 folder, 0600 files, outside git; "
+                               "make env sets <checkout>/secrets)")
     step_env: dict = field(default_factory=dict)
 
     @classmethod

@@ -17,9 +17,13 @@ import difflib
 import os
 import re
 import shlex
+import zoneinfo
 from datetime import timedelta
 
 import yaml
+
+from downlink_airflow import step_secrets
+from downlink_airflow.host_mounts import parse_allow_list, parse_mount
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 DEFAULT_CHAIN = "daily_chain"
@@ -45,10 +49,11 @@ PROJECT_IMAGE_PREFIX = "downlink/"
 ENTRY_FIELDS = {
     "name", "command", "after", "when", "chain", "schedule", "retries", "retry_delay", "timeout",
     "memory", "memory_max", "environment", "email", "image", "description", "warn_on_stderr",
-    "writes_archive", "queue", "ingest",
+    "writes_archive", "queue", "ingest", "mounts", "secrets",
 }
-DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule"}
-CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs"}
+# Host mounts and secrets belong to one step each: never handed to every entry by `defaults:`.
+DEFAULT_FIELDS = ENTRY_FIELDS - {"name", "command", "after", "schedule", "mounts", "secrets"}
+CHAIN_FIELDS = {"schedule", "description", "email", "tags", "max_active_runs", "timezone", "paused"}
 TOP_FIELDS = {"version", "defaults", "chains", "scripts"}
 
 
@@ -83,6 +88,8 @@ class Script:
     # Brings a night's files in (download, archive, index): the arrivals DAG runs the daily chain's
     # ingest steps as files appear, and every ingest step shares the one-slot ingest pool.
     ingest: bool = False
+    mounts: tuple = ()  # HostMount: host folders bound into this step (under DOWNLINK_ALLOWED_MOUNTS)
+    secrets: tuple = ()  # names of files in DOWNLINK_SECRETS_DIR, at /run/secrets/NAME in this step
 
     @property
     def pool(self):
@@ -111,6 +118,8 @@ class Chain:
     email: tuple | None = None
     tags: tuple = ()
     max_active_runs: int = 1
+    timezone: str = "UTC"  # the zone the cron schedule is read in (IANA name; DST by the timetable)
+    paused: bool = False  # created paused (Airflow applies it only when the DAG is first created)
 
 
 @dataclasses.dataclass
@@ -177,6 +186,17 @@ def check_schedule(value):
     return value
 
 
+def check_timezone(value):
+    """An IANA zone name such as Europe/Berlin (what zoneinfo, and so Airflow's timetable, knows)."""
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ValueError(f"{value!r} is not a time zone: use an IANA name such as Europe/Berlin or UTC")
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not a known IANA time zone (e.g. Europe/Berlin, America/Santiago, UTC)") from exc
+    return value
+
+
 def _suggest(word, choices):
     close = difflib.get_close_matches(str(word), list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -193,6 +213,51 @@ class _Checker:
         self.source = source
         self.env = env
         self.problems = []
+        self._allowed_mounts = None
+
+    def allowed_mounts(self):
+        """DOWNLINK_ALLOWED_MOUNTS of `env`, read once (a bad list is one problem, and no mounts)."""
+        if self._allowed_mounts is None:
+            from downlink_airflow.config import Settings
+
+            try:
+                self._allowed_mounts = parse_allow_list(Settings.from_env(self.env).allowed_mounts)
+            except ValueError as exc:
+                self.problem("settings", "DOWNLINK_ALLOWED_MOUNTS", str(exc))
+                self._allowed_mounts = ()
+        return self._allowed_mounts
+
+    def mounts(self, where, raw):
+        """(HostMounts, ok) of an entry's `mounts:`; each bad item is one problem."""
+        items = raw if isinstance(raw, list) else [raw]
+        out, ok, targets = [], True, set()
+        for i, item in enumerate(items):
+            try:
+                mount = parse_mount(item, self.allowed_mounts())
+            except ValueError as exc:
+                self.problem(where, f"mounts[{i}]", str(exc))
+                ok = False
+                continue
+            if mount.target in targets:
+                self.problem(where, f"mounts[{i}]", f"target {mount.target} is mounted twice")
+                ok = False
+            targets.add(mount.target)
+            out.append(mount)
+        return tuple(out), ok
+
+    def secrets(self, where, raw):
+        """(names, ok) of an entry's `secrets:`; the files themselves are checked by `make check`."""
+        names, ok = [], True
+        for i, name in enumerate(raw if isinstance(raw, list) else [raw]):
+            try:
+                names.append(step_secrets.check_name(name))
+            except ValueError as exc:
+                self.problem(where, f"secrets[{i}]", str(exc))
+                ok = False
+        if len(set(names)) != len(names):
+            self.problem(where, "secrets", "a secret is named twice")
+            ok = False
+        return tuple(names), ok
 
     def problem(self, where, field, message):
         self.problems.append(f"{where}: {field}: {message}" if field else f"{where}: {message}")
@@ -345,9 +410,20 @@ def _parse_chain(c, name, raw):
         # int() of anything else raised here and took the whole registry down with it.
         c.problem(where, "max_active_runs", f"{runs!r} is not a whole number from 1 to 64")
         return None
+    paused = raw.get("paused", False)
+    if not isinstance(paused, bool):
+        c.problem(where, "paused", f"{paused!r} is not true or false")
+        return None
+    timezone = raw.get("timezone", "UTC")
+    try:
+        check_timezone(timezone)
+    except ValueError as exc:
+        c.problem(where, "timezone", str(exc))
+        return None
     return Chain(name=name, schedule=schedule, description=str(raw.get("description") or ""),
                  email=tuple(emails) if "email" in raw else None,
-                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=runs)
+                 tags=tuple(_as_list(raw.get("tags"))), max_active_runs=runs,
+                 timezone=timezone, paused=paused)
 
 
 def _parse_entries(c, scripts_raw, defaults, chains, broken_chains):
@@ -430,6 +506,12 @@ def _parse_entry(c, where, name, raw, defaults, chains, broken_chains):
         ok = False
     merged = {**defaults, **kwargs}
     merged.pop("chain", None)
+    if "mounts" in raw:
+        merged["mounts"], mounts_ok = c.mounts(where, raw["mounts"])
+        ok = ok and mounts_ok
+    if "secrets" in raw:
+        merged["secrets"], secrets_ok = c.secrets(where, raw["secrets"])
+        ok = ok and secrets_ok
     return Script(name=name, command=command, chain=chain, after=tuple(after), **merged), ok and settings_ok
 
 
@@ -529,3 +611,33 @@ def default_path():
 
     return Settings.from_env().registry or os.path.join(
         os.environ.get("AIRFLOW__CORE__DAGS_FOLDER", "/opt/airflow/dags"), "registry.yaml")
+
+
+def read_programs(path):
+    """The astro image's PATH list (/usr/share/downlink/path-programs.txt: names and absolute
+    paths, one a line) as a set."""
+    with open(path, encoding="utf-8") as fh:
+        return {line.strip() for line in fh if line.strip()}
+
+
+def programs_missing(registry, programs, image="the astro image"):
+    """Problems, one per entry, for a command whose program is not in `programs` (the image's
+    PATH list: names and absolute paths). Only entries run in the astro image are checked; a
+    shell-syntax command is checked word by word where command_programs can tell (else skipped)."""
+    from downlink_airflow.command_programs import programs_of
+
+    programs = set(programs)
+    names = sorted(p for p in programs if "/" not in p)
+    out = []
+    for s in registry.scripts:
+        if s.image != "astro":
+            continue
+        shell = isinstance(s.command, str) and bool(
+            SHELL_SYNTAX.search(fill(s.command, {key: "x" for key in PLACEHOLDERS})))
+        missing = [p for p in programs_of(s.command, shell) or [] if p not in programs]
+        for prog in dict.fromkeys(missing):
+            hint = _suggest(os.path.basename(prog), names)
+            where = "by that path" if prog.startswith("/") else "on its PATH"
+            copy = " (copy the script into images/astro/scripts/ and call it by name)" if prog.startswith("/") else ""
+            out.append(f"entry {s.name!r}: command: {prog!r} is not in {image} {where}{hint}{copy}")
+    return out

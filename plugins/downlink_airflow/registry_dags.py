@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, CronTriggerTimetable, Param
+from docker.types import Mount
 
+from downlink_airflow import step_secrets
 from downlink_airflow.alerts import digest_task, failure_notifier, stderr_notifier
 from downlink_airflow.config import Settings
 from downlink_airflow.registry import Registry
@@ -19,12 +21,14 @@ from downlink_airflow.watch import failure_watcher
 PLACEHOLDER_VALUES = {"night": NIGHT, "run_dir": RUN_DIR, "run_id": "{{ run_id }}", "data": DATA_DIR}
 
 
-def timetable(schedule):
+def timetable(schedule, timezone="UTC"):
+    """The chain's cron read in `timezone` (the registry's chain `timezone:`): the timetable works
+    in local wall-clock time, so `30 7 * * *` in Europe/Berlin stays at 07:30 across DST."""
     if schedule is None:
         return None
     # run_immediately=timedelta(0), not False: Airflow 3.3 treats False like None and would run
     # the last tick at once when a stack starts shortly after it (up to 10% of the period).
-    return CronTriggerTimetable(schedule, timezone="UTC", run_immediately=timedelta(0))
+    return CronTriggerTimetable(schedule, timezone=timezone, run_immediately=timedelta(0))
 
 
 def image_of(script, settings):
@@ -37,7 +41,7 @@ def image_of(script, settings):
 
 def chain_doc(chain, scripts):
     lines = [chain.description or f"Chain `{chain.name}` from the script registry.", "",
-             f"Schedule: `{chain.schedule or 'manual only'}` (UTC). Steps, from `registry.yaml`:", ""]
+             f"Schedule: `{chain.schedule or 'manual only'}` ({chain.timezone}). Steps, from `registry.yaml`:", ""]
     for s in scripts:
         after = f" after {', '.join(s.after)}" + (" (whatever their outcome)" if s.when == "always" else "") if s.after else ""
         lines.append(f"- **{s.name}**{after}: `{s.command if isinstance(s.command, str) else ' '.join(s.command)}`")
@@ -57,6 +61,14 @@ def ingest_steps(scripts):
     return [s for s in scripts if s.ingest]
 
 
+def step_mounts(s, settings):
+    """The entry's host mounts and its secrets (each file read-only at /run/secrets/NAME) as binds."""
+    mounts = [Mount(target=m.target, source=m.host, type="bind", read_only=not m.rw) for m in s.mounts]
+    mounts += [Mount(target=step_secrets.target(name), source=step_secrets.host_path(settings.secrets_dir, name),
+                     type="bind", read_only=True) for name in s.secrets]
+    return mounts
+
+
 def step_task(s, settings, values, recipients, **overrides):
     """The task of registry entry `s`: its command (placeholders from `values`) in a container."""
     kwargs = dict(
@@ -70,6 +82,8 @@ def step_task(s, settings, values, recipients, **overrides):
         memory_ceiling=(s.memory_max or settings.memory_ceiling) if s.memory else None,
         trigger_rule=s.trigger_rule,
         writes_archive=s.writes_archive,
+        extra_mounts=step_mounts(s, settings),
+        secret_files=tuple(step_secrets.host_path(settings.secrets_dir, name) for name in s.secrets),
         # Ignored by the LocalExecutor; the pool caps heavy steps whatever the executor.
         **({"queue": s.queue, "pool": s.pool} if s.pool else {}),
         doc_md=s.description or None,
@@ -85,7 +99,10 @@ def build_dag(chain, scripts, settings):
         dag_id=chain.name,
         description=(chain.description or f"registry chain {chain.name}")[:200],
         doc_md=chain_doc(chain, scripts),
-        schedule=timetable(chain.schedule),
+        schedule=timetable(chain.schedule, chain.timezone),
+        # Airflow applies this only when the DAG is first created: a chain already in the
+        # database keeps its paused state (unpause: the UI's toggle or `airflow dags unpause`).
+        is_paused_upon_creation=True if chain.paused else None,  # None: the stack's default
         # No start_date for scheduled chains (see timetable); manual chains need none either.
         start_date=None if chain.schedule else pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,

@@ -76,14 +76,34 @@ class StepOperator(DockerOperator):
     - with `stderr_callback` (the registry's `warn_on_stderr`), what a successful container wrote
       to stderr is read and handed to the callback: cron mailed whatever a job printed.
     - `pids_limit`: the most processes the container may have (docker-proxy requires one).
+    - `secret_files`: the registry's secrets of this step (mounted by the caller): each file is read
+      here and its value registered with Airflow's secrets masker before the container starts, so
+      the container's log, relayed into the task log, shows *** instead.
     The container is kept until it has been inspected, then removed, whatever happened.
     """
 
-    def __init__(self, *, stderr_callback=None, memory_ceiling=None, pids_limit=None, **kwargs):
+    def __init__(self, *, stderr_callback=None, memory_ceiling=None, pids_limit=None, secret_files=(), **kwargs):
         super().__init__(**kwargs)
         self.stderr_callback = stderr_callback
         self.memory_ceiling = memory_ceiling
         self.pids_limit = pids_limit
+        self.secret_files = tuple(secret_files)
+
+    def mask_secrets(self):
+        """Register every secret's value with the masker; a secret that cannot be read fails the
+        task before anything runs (a step without its secret would fail later, less clearly)."""
+        from downlink_airflow.secret_masking import mask
+
+        for path in self.secret_files:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    value = fh.read()
+            except OSError as exc:
+                raise AirflowFailException(f"secret {path}: {exc.strerror}: the step needs it (make check names it)") from exc
+            except UnicodeDecodeError as exc:
+                # A value the masker cannot match in the log's text is a secret it cannot hide.
+                raise AirflowFailException(f"secret {path} is not UTF-8 text, so it could not be masked in logs") from exc
+            mask(value)
 
     @property
     def cli(self):
@@ -147,6 +167,7 @@ class StepOperator(DockerOperator):
     def execute(self, context):
         self.auto_remove = "never"  # inspected (OOM, stderr) before it is removed, below
         self.container_name = self.container_name_for(context["ti"])
+        self.mask_secrets()  # before any container output reaches the log (an adopted one too)
         adopted, result = self.adopt_orphan()
         if adopted:
             return result
@@ -189,7 +210,9 @@ class StepOperator(DockerOperator):
 def astro_step(task_id, command, *, image=None, environment=None, settings=None, extra_mounts=(),
                writes_archive=False, **kwargs):
     """A DockerOperator running `command` (a list of arguments, Jinja-templated) in the astro image.
-    The archive (raw/, its own volume) is read-only unless `writes_archive` (the archive step)."""
+    The archive (raw/, its own volume) is read-only unless `writes_archive` (the archive step).
+    `extra_mounts`: docker.types.Mount binds of the registry's mounts: and secrets: (checked by
+    downlink_airflow.host_mounts; docker-proxy refuses any bind outside its allow-lists)."""
     cfg = settings or Settings.from_env()
     env = {
         "DOWNLINK_DAG_ID": "{{ dag.dag_id }}",

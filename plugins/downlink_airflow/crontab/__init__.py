@@ -1,13 +1,14 @@
 """`import-crontab`: a user crontab turned into script-registry entries (dags/registry.yaml).
 
-    python -m downlink_airflow.cli import-crontab FILE [--into REGISTRY] [--wrapper NAME ...] [--skip-unsupported]
-    make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml] [ARGS=--skip-unsupported]
+    python -m downlink_airflow.cli import-crontab FILE [--into REGISTRY] [--scripts DIR] [--wrapper NAME ...] [--skip-unsupported]
+    make import-crontab CRONTAB=FILE [INTO=dags/registry.yaml] [SCRIPTS=DIR] [ARGS=--skip-unsupported]
 
 Pure Python + PyYAML, croniter and ruamel.yaml (the merge; no Airflow): tests call `import_crontab(text)` directly.
 
 Modules: parse (the crontab's lines, variables, MAILTO), schedule (cron fields and @macros),
 shell (cron's % rule, splitting a command list), command (one line's commands into entries),
-result (what an import gives, as YAML), merge (into an existing registry), cli (the command).
+result (what an import gives, as YAML), merge (into an existing registry), scripts (--scripts:
+the scripts copied into images/astro/scripts/ and called by name), cli (the command).
 
 How a crontab maps onto the registry
 ------------------------------------
@@ -49,8 +50,16 @@ How a crontab maps onto the registry
   style), then made unique with _2, _3, ... (also against the registry given with --into). Scripts
   kept by a path outside the image get a comment: copy them into images/astro/scripts/.
 * Cron's `%` (unescaped: a newline, with the rest sent to stdin) is a problem; `\\%` becomes `%`.
-* Retries follow the registry's defaults. Cron never retried, so the header says to set
-  `retries: 0` on any script that must not run twice.
+* Imported chains are written `paused: true`: dags/ is read live, and a chain whose scripts are
+  not in the image yet would fail at its next tick. The team unpauses it (UI, `airflow dags
+  unpause`) once it is ready. Imported entries are written `retries: 0`: cron never retried, and a
+  non-idempotent script must not run three times.
+* --scripts DIR: each script a command names (its program word, or an interpreter's first
+  argument), found in DIR by basename, is copied into images/astro/scripts/ and called by name;
+  a different file of that name there is never overwritten (reported); scripts with a folder that
+  DIR lacks are listed with their line (see crontab/scripts.py).
+* Host paths in a line's variables and arguments (not the script's own path) are listed at the
+  top as suggested `mounts:`; they are never written as mounts (the admin's allow-list decides).
 """
 from downlink_airflow.crontab.parse import import_crontab
 

@@ -1,10 +1,12 @@
 """The `import-crontab` command (a subcommand of `python -m downlink_airflow.cli`)."""
 import argparse
+import os
 import sys
 
 import yaml
 
 from downlink_airflow.crontab import merge
+from downlink_airflow.crontab import scripts as crontab_scripts
 from downlink_airflow.crontab.command import DEFAULT_WRAPPERS
 from downlink_airflow.crontab.parse import import_crontab
 
@@ -22,6 +24,11 @@ def add_parser(subparsers):
     p.add_argument("--wrapper", metavar="NAME", action="append", default=[],
                    help="another environment set-up command or wrapper to drop (glob; repeatable); always "
                         "dropped: " + ", ".join(DEFAULT_WRAPPERS) + ", source/.")
+    p.add_argument("--scripts", metavar="DIR",
+                   help="the folder holding the crontab's scripts: each script a command names (matched by "
+                        "basename) is copied into --scripts-into and called by name; the others are listed")
+    p.add_argument("--scripts-into", metavar="DIR", default="images/astro/scripts",
+                   help="where --scripts copies them (default: images/astro/scripts, on the astro image's PATH)")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="import what can be imported; the skipped lines are listed in comments at the top")
     p.set_defaults(run=run)
@@ -75,12 +82,34 @@ def run(args, stdout=None, stderr=None):
         say(f"import-crontab: {source}: no cron job to import; nothing written")
         return 1
 
+    plan = None
+    if args.scripts:
+        if not os.path.isdir(args.scripts):
+            say(f"import-crontab: --scripts {args.scripts}: no such folder")
+            return 2
+        plan = crontab_scripts.plan(result.entries, args.scripts, args.scripts_into)
+        notes = plan.notes("images/astro/scripts/", args.scripts)
+        result.notes += notes
+        say(*(f"import-crontab: {n}" for n in notes))
+
+    def copy_scripts():
+        if plan is None:
+            return True
+        try:
+            crontab_scripts.copy(plan)
+        except OSError as exc:
+            say(f"import-crontab: {args.scripts_into}: cannot copy the scripts: {exc.strerror or exc}; nothing written")
+            return False
+        return True
+
     if not args.into:
         output = result.to_yaml()
         problems = merge.validate(yaml.safe_load(output), source)
         if problems:
             say(*problems, "import-crontab: the registry rejects the translation (a bug in the importer); "
                            "nothing written")
+            return 1
+        if not copy_scripts():
             return 1
         stdout.write(output)
         return 0
@@ -98,6 +127,8 @@ def run(args, stdout=None, stderr=None):
             "the import's")
     if new:
         say(*new, f"import-crontab: {args.into}: the merged registry has problems; nothing written")
+        return 1
+    if not copy_scripts():
         return 1
     try:
         merge.write_atomic(args.into, merged)

@@ -311,7 +311,8 @@ def entries_of_line(steps, lineno, line, env, email):
         except ValueError as exc:
             raise Untranslatable(f"the command cannot be parsed ({exc})") from exc
         entry = Entry(entry_name(word, is_module), command, "", lineno, line, environment=environment,
-                      email=list(email) if email is not None else None, comments=comments)
+                      email=list(email) if email is not None else None, comments=comments,
+                      program=None if is_module else word)
         if previous is not None:
             entry.after = id(previous)
             # Success only when every operator since the previous entry was && (dropped set-up

@@ -4,6 +4,13 @@ import re
 
 import yaml
 
+from downlink_airflow.crontab.host_paths import paths_of
+from downlink_airflow.host_mounts import RESERVED_TARGETS, under
+
+
+def reserved_target(path):
+    return any(under(path, t) or under(t, path) for t in RESERVED_TARGETS)
+
 PROG = "python -m downlink_airflow.cli import-crontab"
 
 
@@ -35,9 +42,15 @@ class Entry:
     environment: dict = dataclasses.field(default_factory=dict)
     email: list | None = None  # None: the registry's default recipients; []: nobody
     comments: list = dataclasses.field(default_factory=list)
+    program: str | None = None  # the word naming the script (a path to copy, not to mount)
+
+    def host_paths(self):
+        return paths_of(self.command, self.environment, self.program)
 
     def data(self):
-        out = {"name": self.name, "command": self.command, "chain": self.chain}
+        out = {"name": self.name, "command": self.command, "chain": self.chain,
+               # Cron never retried: a non-idempotent script must not run three times.
+               "retries": 0}
         if self.after:
             out["after"] = self.after
         if self.when != "success":
@@ -73,7 +86,9 @@ class ImportResult:
         return not self.problems
 
     def chains_data(self):
-        return {c.name: {"schedule": c.schedule, "description": c.description(self.source)}
+        # Paused: the chain goes live only when the team unpauses it, once its scripts are in the
+        # image (dags/ is read live; an unpaused import would fail at its next tick).
+        return {c.name: {"schedule": c.schedule, "description": c.description(self.source), "paused": True}
                 for c in self.chains.values()}
 
     def scripts_data(self):
@@ -85,13 +100,36 @@ class ImportResult:
 
     def header_lines(self):
         lines = [f"Imported from {self.source} by `{PROG}`.",
-                 "Cron ran these at its host's local time; chains run in UTC: check the schedules.",
-                 "Cron never retried: set `retries: 0` on any script that must not run twice."]
+                 "Cron ran these at its host's local time; chains run in UTC: check the schedules "
+                 "(or give a chain `timezone:`).",
+                 "Chains are written `paused: true`: unpause each (UI toggle, or `airflow dags unpause NAME`) "
+                 "once its scripts are in the image.",
+                 "Entries are written `retries: 0`, as cron never retried; raise it for scripts safe to rerun."]
         lines += self.notes
+        lines += self.mount_lines()
         if self.problems:
             lines.append(f"Skipped, not translatable ({len(self.problems)}); fix them by hand:")
             lines += [f"  {p}" for p in self.problems]
         return [comment(text) for text in lines]
+
+    def mount_lines(self):
+        """The host folders the entries use, each with the entries using it, as suggested
+        `mounts:` (never written as live mounts: the admin's allow-list decides)."""
+        users = {}
+        for e in self.entries:
+            for path in e.host_paths():
+                users.setdefault(path, []).append(e.name)
+        # A folder under another listed one is covered by mounting that one.
+        top = [p for p in sorted(users) if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in users)]
+        if not top:
+            return []
+        lines = ["Host paths the commands use; steps see none of them until mounted. Suggested `mounts:` "
+                 "(each under DOWNLINK_ALLOWED_MOUNTS; `rw: true` only where a script writes):"]
+        for path in top:
+            names = sorted({n for p, ns in users.items() if p == path or p.startswith(path.rstrip("/") + "/") for n in ns})
+            clash = " (give it another target: in steps that path is Downlink's own)" if reserved_target(path) else ""
+            lines.append(f"  {path}{clash}: {', '.join(names)}")
+        return lines
 
     def chain_lines(self, indent="  "):
         out = []

@@ -15,6 +15,7 @@ import yaml
 
 from downlink_airflow import registry  # noqa: E402
 from downlink_airflow.crontab import import_crontab, merge  # noqa: E402
+from downlink_airflow.crontab import scripts as crontab_scripts  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "crontab")
@@ -37,10 +38,18 @@ def golden_args(text):
 
 
 def translate(name):
+    """The import as `import-crontab` prints it; `--scripts DIR [--scripts-into DIR]` (folders next
+    to the golden) are planned, not copied (tests/ is read-only)."""
     text = read(os.path.join(GOLDEN, name + ".crontab"))
     args = golden_args(text)
+    option = {a: args[i + 1] for i, a in enumerate(args) if a.startswith("--") and i + 1 < len(args)}
     wrappers = [args[i + 1] for i, a in enumerate(args) if a == "--wrapper"]
-    return import_crontab(text, f"{name}.crontab", wrappers=wrappers)
+    result = import_crontab(text, f"{name}.crontab", wrappers=wrappers)
+    if "--scripts" in option:
+        into = os.path.join(GOLDEN, option.get("--scripts-into", "no-such-folder"))
+        plan = crontab_scripts.plan(result.entries, os.path.join(GOLDEN, option["--scripts"]), into)
+        result.notes += plan.notes("images/astro/scripts/", option["--scripts"])
+    return result
 
 
 def one(text, **kwargs):
@@ -125,7 +134,8 @@ def test_lines_with_the_same_times_share_a_chain_and_its_description_names_them(
         "a": "cron_daily_0230", "c": "cron_daily_0230", "b": "cron_daily", "d": "cron_daily",
         "e": "cron_weekly_sun_0400", "f": "cron_weekly_sun_0400"}
     assert result.chains_data()["cron_daily_0230"] == {"schedule": "30 2 * * *",
-                                                      "description": "imported from obs lines 1, 3"}
+                                                      "description": "imported from obs lines 1, 3",
+                                                      "paused": True}
     assert [e.after for e in result.entries] == [None] * 6  # same chain, no after: concurrent, as in cron
 
 
@@ -501,7 +511,8 @@ def test_wrapper_option_and_python_m(tmp_path):
     run = subprocess.run([sys.executable, "-m", "downlink_airflow.cli", "import-crontab", str(src), "--wrapper", "obs_env"],
                          capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
     assert run.returncode == 0, run.stderr
-    assert yaml.safe_load(run.stdout)["scripts"] == [{"name": "reduce", "command": "reduce.py", "chain": "cron_daily_0100"}]
+    assert yaml.safe_load(run.stdout)["scripts"] == [{"name": "reduce", "command": "reduce.py", "chain": "cron_daily_0100",
+                                                       "retries": 0}]
 
 
 def test_the_importer_does_not_import_airflow():

@@ -105,7 +105,7 @@ def test_merge_keeps_what_follows_a_block_after_the_new_entries():
     ops = difflib.SequenceMatcher(None, text.splitlines(), lines, autojunk=False).get_opcodes()
     assert {tag for tag, *_ in ops} <= {"equal", "insert"}
     assert lines.index("    description: imported from c line 1") < lines.index("# the scripts")
-    assert lines[-3:] == ["    chain: cron_daily_0100", "  # indented tail", "# after"]
+    assert lines[-3:] == ["    retries: 0", "  # indented tail", "# after"]
     assert yaml.safe_load(merged)["chains"]["cron_daily_0100"]["schedule"] == "0 1 * * *"
 
 

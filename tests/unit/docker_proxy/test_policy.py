@@ -608,3 +608,67 @@ def test_owned_containers_kept_in_a_file(tmp_path):
         third.add(f"{100 + i:064x}")
     assert len(path.read_text().splitlines()) <= 2 * 3 + 3
     assert len(p.OwnedContainers(limit=3, path=str(path))) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# Host mounts of the registry (DOWNLINK_ALLOWED_MOUNTS: read-only or rw) and its secrets folder
+# (read-only): compose joins DOWNLINK_SOURCE_MOUNT, DOWNLINK_ALLOWED_MOUNTS and
+# DOWNLINK_SECRETS_DIR into PROXY_ALLOWED_BIND_SOURCES, empty items where one is unset.
+
+MOUNTS = p.Config.from_env({
+    "PROXY_ALLOWED_NETWORKS": "downlink-net",
+    "PROXY_ALLOWED_VOLUMES": "downlink-data",
+    "PROXY_ALLOWED_BIND_SOURCES": ",/grp/instrument:/scratch,/srv/downlink/secrets",
+    "PROXY_ALLOWED_RW_BIND_SOURCES": "/grp/instrument:/scratch",
+})
+
+
+def bind(source, read_only=True, config=MOUNTS):
+    return create(mount(Type="bind", Source=source, Target="/m", ReadOnly=read_only), config)
+
+
+def test_bind_lists_take_colons_commas_and_empty_items():
+    assert MOUNTS.allowed_bind_sources == ("/grp/instrument", "/scratch", "/srv/downlink/secrets")
+    assert MOUNTS.allowed_rw_bind_sources == ("/grp/instrument", "/scratch")
+    assert p.Config.from_env({"PROXY_ALLOWED_BIND_SOURCES": ",,"}).allowed_bind_sources == ()
+    with pytest.raises(ValueError, match="PROXY_ALLOWED_RW_BIND_SOURCES"):
+        p.Config.from_env({"PROXY_ALLOWED_RW_BIND_SOURCES": "scratch"})
+    assert "rw-binds=/grp/instrument,/scratch" in MOUNTS.describe()
+
+
+def test_rw_binds_only_under_the_rw_list():
+    assert bind("/grp/instrument/data", read_only=False).allowed
+    assert bind("/scratch", read_only=False).allowed
+    assert bind("/grp/instrument/data").allowed  # read-only under the rw list: also fine
+    assert "PROXY_ALLOWED_RW_BIND_SOURCES" in denied(bind("/srv/downlink/secrets/token", read_only=False), "bind")
+    assert bind("/srv/downlink/secrets/token").allowed
+    assert "not under" in denied(bind("/grp/instrumentX", read_only=False), "bind")
+
+
+def test_without_an_rw_list_every_bind_stays_read_only():
+    assert "read-only" in denied(bind("/srv/nights", read_only=False, config=STACK), "bind")
+
+
+@pytest.mark.parametrize("source", ["/", "/etc", "/etc/shadow", "/var/lib/docker", "/var/lib/docker/volumes",
+                                    "/var/run/docker.sock", "/run/docker.sock", "/proc/1", "/sys", "/dev/sda",
+                                    "/var", "/run", "/var/lib"])
+def test_system_paths_are_never_bound_even_when_a_list_allows_them(source):
+    everything = p.Config.from_env({"PROXY_ALLOWED_NETWORKS": "downlink-net", "PROXY_ALLOWED_VOLUMES": "downlink-data",
+                                    "PROXY_ALLOWED_BIND_SOURCES": "/", "PROXY_ALLOWED_RW_BIND_SOURCES": "/"})
+    assert "never allowed" in denied(bind(source, config=everything), "bind")
+    assert "never allowed" in denied(bind(source, read_only=False, config=everything), "bind")
+
+
+def test_the_proxy_never_binds_what_the_registry_never_mounts():
+    """The registry's check (plugins/downlink_airflow/host_mounts.py, stdlib only) and the proxy
+    keep one list each (separate images); a path added to one only fails here."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[3] / "plugins" / "downlink_airflow" / "host_mounts.py"
+    spec = importlib.util.spec_from_file_location("registry_host_mounts", path)
+    host_mounts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(host_mounts)
+    import docker_proxy_create
+
+    assert set(host_mounts.NEVER) == set(docker_proxy_create.NEVER_BIND)

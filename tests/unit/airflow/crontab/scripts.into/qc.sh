@@ -1,0 +1,2 @@
+#!/bin/sh
+echo an older qc already in the image
