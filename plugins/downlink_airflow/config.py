@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass, field, fields
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
+# DOWNLINK_KEEP_*: housekeeping's limits (the step reads those of the data volume).
 FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
-                      "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS")
+                      "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS", "DOWNLINK_KEEP_")
 
 
 def addresses(text):
@@ -132,6 +133,16 @@ class Settings:
     api_url: str = setting("DOWNLINK_API_URL", "http://api-server:8080", "the Airflow API the diagnostics read")
     # Empty: registry.yaml in Airflow's DAG folder.
     registry: str = setting("DOWNLINK_REGISTRY", "", "the script registry file (empty: registry.yaml in the DAG folder)")
+    # Housekeeping (dags/housekeeping.py): what Airflow and the mail catcher keep. The data
+    # volume's limits (DOWNLINK_KEEP_SCRATCH/STAGING/QUARANTINE_DAYS) are the step's settings.
+    housekeeping_schedule: str = setting("DOWNLINK_HOUSEKEEPING_SCHEDULE", "0 12 * * *", "when the housekeeping DAG prunes (cron, UTC)")
+    keep_metadata_days: float = setting("DOWNLINK_KEEP_METADATA_DAYS", "90",
+                                        "housekeeping: `airflow db clean` drops Airflow's metadata rows (runs, task instances, logs, XComs) "
+                                        "older than this", positive)
+    keep_log_days: float = setting("DOWNLINK_KEEP_LOG_DAYS", "30", "housekeeping deletes Airflow task log files older than this", positive)
+    keep_mail_days: float = setting("DOWNLINK_KEEP_MAIL_DAYS", "30", "housekeeping deletes the mail catcher's mails older than this", positive)
+    mail_api_url: str = setting("DOWNLINK_MAIL_API_URL", "http://mail:1080",
+                                "the mail catcher's (MailDev's) REST API housekeeping prunes (empty or not answering: skipped)")
     step_env: dict = field(default_factory=dict)
 
     @classmethod

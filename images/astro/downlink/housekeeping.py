@@ -1,7 +1,7 @@
 """`downlink housekeeping [--dry-run]`: prune what the data volume no longer needs.
 
   work/<dag>/<run>/    scratch of finished runs: nothing in it changed for DOWNLINK_KEEP_SCRATCH_DAYS
-                       (default 14) and the run is not one the DAG says is still active (--active-run)
+                       (default 14) and the run is not one the DAG says is still active (--active-runs)
   staging/<night>/     staged files older than DOWNLINK_KEEP_STAGING_DAYS (default 30) that are archived:
                        the same name and sha256 in raw/<night>/.sha256.json. A staged file that is not
                        archived (or differs from the archived one) is never deleted.
@@ -40,16 +40,38 @@ DAY = 86400
 def add_parser(sub):
     p = sub.add_parser("housekeeping", help="prune old scratch, archived staging leftovers and quarantined bytes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dry-run", action="store_true", help="list what would be deleted; change nothing")
+    # A value may follow (the DAG passes --dry-run=True or =False from its param).
+    p.add_argument("--dry-run", nargs="?", const=True, default=False, type=yes_no, metavar="BOOL",
+                   help="list what would be deleted; change nothing")
     p.add_argument("--keep-scratch-days", type=float, default=settings.get("keep_scratch_days"),
                    help="work/<dag>/<run>/ kept this long after its last change (default: $DOWNLINK_KEEP_SCRATCH_DAYS or %(default)s)")
     p.add_argument("--keep-staging-days", type=float, default=settings.get("keep_staging_days"),
                    help="archived staged files kept this long (default: $DOWNLINK_KEEP_STAGING_DAYS or %(default)s)")
     p.add_argument("--keep-quarantine-days", type=float, default=settings.get("keep_quarantine_days"),
                    help="quarantined bytes kept this long (default: $DOWNLINK_KEEP_QUARANTINE_DAYS or %(default)s)")
-    p.add_argument("--active-run", action="append", default=[], metavar="DAG/RUN",
-                   help="a run still queued or running, whose scratch is kept whatever its age (repeatable)")
+    p.add_argument("--active-runs", type=run_list, default=[], metavar="JSON",
+                   help='runs still queued or running, whose scratch is kept whatever its age: ["dag/run", ...]')
     return p
+
+
+def yes_no(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def run_list(text):
+    try:
+        runs = json.loads(text or "[]")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a JSON list of "dag/run" strings, got {text!r}') from None
+    runs = [] if runs is None else runs
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        raise argparse.ArgumentTypeError(f'expected a JSON list of "dag/run" strings, got {text!r}')
+    return runs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -265,7 +287,7 @@ def run(args):
     root = layout.data_root()
     report = housekeep(root, dry_run=args.dry_run, keep_scratch_days=args.keep_scratch_days,
                        keep_staging_days=args.keep_staging_days, keep_quarantine_days=args.keep_quarantine_days,
-                       active_runs=args.active_run)
+                       active_runs=args.active_runs)
     if not args.dry_run:
         if settings.get("archive_dsn"):
             report["quarantine_rows_marked"] = mark_rows(root)

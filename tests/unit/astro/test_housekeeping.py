@@ -169,3 +169,21 @@ def test_cli_dry_run_prints_and_writes_the_report(volume, capsys, monkeypatch):
     assert (volume / report["report"]).is_file() and report["report"].startswith("housekeeping/")
     assert "would free" in out
     assert (volume / "quarantine/2026-01-10/bad.fits").exists()
+
+
+def test_cli_takes_the_dags_active_runs_and_dry_run_value(volume, capsys, monkeypatch):
+    monkeypatch.delenv("DOWNLINK_ARCHIVE_DSN", raising=False)
+    assert cli.main(["housekeeping", "--dry-run=True", "--active-runs", '["daily_chain/old_run"]']) == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[:out.rindex("}") + 1])
+    assert report["dry_run"] is True  # old_run is active: only still_running (not said to be) would go
+    assert [i["path"] for i in report["areas"]["work"]["items"]] == ["work/daily_chain/still_running"]
+    with pytest.raises(SystemExit):
+        cli.main(["housekeeping", "--active-runs", "not json"])
+
+
+def test_cli_without_dry_run_prunes(volume, capsys, monkeypatch):
+    monkeypatch.delenv("DOWNLINK_ARCHIVE_DSN", raising=False)
+    assert cli.main(["housekeeping", "--dry-run=false", "--active-runs", "null"]) == 0
+    assert not (volume / "work/daily_chain/old_run").exists()
+    assert "freed 4 files" in capsys.readouterr().out  # both old runs: no run was said to be active
