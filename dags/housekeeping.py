@@ -48,7 +48,7 @@ with DAG(
     def metadata(params=None):
         from downlink_airflow.housekeeping import clean_metadata
 
-        return clean_metadata(settings.keep_metadata_days, bool(params["dry_run"]))
+        return clean_metadata(settings.keep_metadata_days, bool(params["dry_run"]), settings.metadata_db_conn)
 
     @task(task_id="task_logs")
     def task_logs(params=None):

@@ -141,6 +141,10 @@ class Settings:
                                         "older than this", positive)
     keep_log_days: float = setting("DOWNLINK_KEEP_LOG_DAYS", "30", "housekeeping deletes Airflow task log files older than this", positive)
     keep_mail_days: float = setting("DOWNLINK_KEEP_MAIL_DAYS", "30", "housekeeping deletes the mail catcher's mails older than this", positive)
+    # Airflow 3 hides AIRFLOW__DATABASE__SQL_ALCHEMY_CONN from tasks; db clean needs it.
+    metadata_db_conn: str = setting("DOWNLINK_METADATA_DB_CONN", "",
+                                    "Airflow's metadata database, for housekeeping's `airflow db clean` in a task (the stack sets it "
+                                    "to AIRFLOW__DATABASE__SQL_ALCHEMY_CONN; empty: metadata is not cleaned)")
     mail_api_url: str = setting("DOWNLINK_MAIL_API_URL", "http://mail:1080",
                                 "the mail catcher's (MailDev's) REST API housekeeping prunes (empty or not answering: skipped)")
     step_env: dict = field(default_factory=dict)

@@ -1,8 +1,9 @@
 """The Airflow side of the housekeeping DAG (dags/housekeeping.py): what Airflow itself and the
 mail catcher keep. The data volume is pruned by the astro step (`downlink housekeeping`).
 
-  metadata   `airflow db clean` of rows older than DOWNLINK_KEEP_METADATA_DAYS (default 90),
-             without archive tables (a backup is the archive: tools/backup.sh)
+  metadata   `airflow db clean` of the history (runs, task instances, XComs, ...) older than
+             DOWNLINK_KEEP_METADATA_DAYS (default 90), without archive tables (a backup is the
+             archive: tools/backup.sh); Airflow keeps each DAG's latest scheduled run
   task logs  files under Airflow's base_log_folder older than DOWNLINK_KEEP_LOG_DAYS (default 30)
   mailbox    MailDev's mails older than DOWNLINK_KEEP_MAIL_DAYS (default 30), through its REST API
              at DOWNLINK_MAIL_API_URL; skipped when no mail catcher answers (a real relay)
@@ -34,18 +35,31 @@ def cutoff(now, days):
 # metadata database
 # ----------------------------------------------------------------------------------------------
 
+# History only: runs, task instances and their logs, XComs, jobs, events. Not `dag` nor
+# `dag_version` (the DAGs themselves; cleaning dag_version fails on rows task instances still
+# reference, apache/airflow#56192).
+TABLES = ("dag_run", "task_instance", "task_instance_history", "task_reschedule", "xcom", "log", "job",
+          "import_error", "asset_event", "callback", "deadline", "trigger", "revoked_token")
+
+
 def db_clean_command(keep_days, dry_run, now=None):
-    """`airflow db clean` of everything older than keep_days; --dry-run only reports."""
+    """`airflow db clean` of the history older than keep_days; --dry-run only counts."""
     _check_days("DOWNLINK_KEEP_METADATA_DAYS", keep_days)
     before = cutoff(now or datetime.now(timezone.utc), keep_days)
     command = ["airflow", "db", "clean", "--clean-before-timestamp", before.isoformat(timespec="seconds"),
-               "--skip-archive", "--error-on-cleanup-failure", "--yes"]
+               "--tables", ",".join(TABLES), "--skip-archive", "--error-on-cleanup-failure", "--yes"]
     return command + (["--dry-run"] if dry_run else [])
 
 
-def clean_metadata(keep_days, dry_run, now=None, run=subprocess.run):
+def clean_metadata(keep_days, dry_run, conn, now=None, run=subprocess.run):
+    """Run db clean against `conn` (DOWNLINK_METADATA_DB_CONN): inside a task, Airflow 3 has
+    replaced the process's own database setting with one that refuses every connection."""
     command = db_clean_command(keep_days, dry_run, now)
-    done = run(command, capture_output=True, text=True, timeout=3600)
+    if not conn:
+        return {"dry_run": dry_run, "skipped": "DOWNLINK_METADATA_DB_CONN is not set", "command": command}
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn}
+    env.pop("AIRFLOW__CORE__SQL_ALCHEMY_CONN", None)
+    done = run(command, capture_output=True, text=True, timeout=3600, env=env)
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{output[-4000:]}")

@@ -21,6 +21,8 @@ def test_db_clean_command_has_the_retention_and_no_archive_tables():
     assert command[:3] == ["airflow", "db", "clean"]
     assert command[command.index("--clean-before-timestamp") + 1] == "2026-09-02T12:00:00+00:00"
     assert {"--skip-archive", "--yes", "--error-on-cleanup-failure"} <= set(command) and "--dry-run" not in command
+    tables = command[command.index("--tables") + 1].split(",")
+    assert "dag_run" in tables and "xcom" in tables and "dag" not in tables and "dag_version" not in tables
     assert housekeeping.db_clean_command(90, dry_run=True, now=NOW)[-1] == "--dry-run"
     with pytest.raises(ValueError, match="at least 1 day"):
         housekeeping.db_clean_command(0, dry_run=True)
@@ -29,18 +31,22 @@ def test_db_clean_command_has_the_retention_and_no_archive_tables():
 def test_clean_metadata_runs_the_command_and_fails_loudly():
     calls = []
 
-    def run(command, **kwargs):
-        calls.append(command)
+    def run(command, env, **kwargs):
+        calls.append((command, env))
         return SimpleNamespace(returncode=0, stdout="Table dag_run: 12 rows to clean\n", stderr="")
 
-    result = housekeeping.clean_metadata(30, True, now=NOW, run=run)
-    assert calls[0][-1] == "--dry-run" and "12 rows" in result["output"] and result["dry_run"]
+    result = housekeeping.clean_metadata(30, True, "postgresql://airflow:pw@postgres/airflow", now=NOW, run=run)
+    command, env = calls[0]
+    assert command[-1] == "--dry-run" and "12 rows" in result["output"] and result["dry_run"]
+    # Inside a task Airflow 3 has replaced the process's own setting: the command gets the real one.
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == "postgresql://airflow:pw@postgres/airflow"
+    assert housekeeping.clean_metadata(30, False, "", run=run)["skipped"] and len(calls) == 1
 
     def broken(command, **kwargs):
         return SimpleNamespace(returncode=1, stdout="", stderr="boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        housekeeping.clean_metadata(30, False, now=NOW, run=broken)
+        housekeeping.clean_metadata(30, False, "postgresql://x", now=NOW, run=broken)
 
 
 def aged(path, days, data=b"log line\n"):
