@@ -97,3 +97,15 @@ def test_housekeeping_dag(dagbag):
     # The archive volume, when it is one, is mounted read-only: housekeeping only reads raw/.
     assert all(m.get("ReadOnly") for m in step.mounts if m["Target"] == "/data/raw")
     assert dag.get_task("report").trigger_rule == "all_done"
+
+
+def test_housekeeping_step_command_renders(dagbag):
+    """The step's arguments as Airflow renders them: the param's value, the runs as JSON."""
+    import json
+    from types import SimpleNamespace
+
+    step = dagbag.dags["housekeeping"].get_task("data_volume")
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: ["daily_chain/manual__2026-12-01T00:00:00+00:00"])
+    rendered = step.render_template(step.command, {"params": {"dry_run": True}, "ti": ti})
+    assert rendered[2] == "--dry-run=True"
+    assert json.loads(rendered[4]) == ["daily_chain/manual__2026-12-01T00:00:00+00:00"]
