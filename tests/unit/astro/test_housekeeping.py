@@ -187,3 +187,28 @@ def test_cli_without_dry_run_prunes(volume, capsys, monkeypatch):
     assert cli.main(["housekeeping", "--dry-run=false", "--active-runs", "null"]) == 0
     assert not (volume / "work/daily_chain/old_run").exists()
     assert "freed 4 files" in capsys.readouterr().out  # both old runs: no run was said to be active
+
+
+def test_the_quarantine_row_stays_and_is_marked_pruned(volume, monkeypatch):
+    """In the archive database (make test-unit-astro starts one): the row of a pruned file is kept,
+    gets pruned_at, and the index's next sync of the night keeps it."""
+    from downlink import index
+    from downlink.housekeeping import mark_rows
+    from synthetic_frames import archive_connection, forget_night
+
+    night = "2026-01-10"
+    with archive_connection() as conn:
+        forget_night(conn, night)
+        with conn.transaction():
+            index.sync_quarantine(conn, night)
+    housekeep(str(volume), dry_run=False, **DAYS)
+    assert mark_rows(str(volume)) == 1
+    assert mark_rows(str(volume)) == 0, "already marked"
+    with archive_connection() as conn:
+        rows = dict(conn.execute("SELECT filename, pruned_at IS NOT NULL FROM quarantine WHERE night = %s", (night,)).fetchall())
+        assert rows == {"bad.fits": True, "new.fits": False}
+        with conn.transaction():
+            index.sync_quarantine(conn, night)
+        again = dict(conn.execute("SELECT filename, pruned_at IS NOT NULL FROM quarantine WHERE night = %s", (night,)).fetchall())
+        assert again == rows
+        forget_night(conn, night)
