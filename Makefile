@@ -87,9 +87,15 @@ user-remove:  ## remove an account (NAME=alice); its sessions end at once
 user-list:  ## the web accounts and their roles
 	@$(ACCOUNTS) list
 
-.PHONY: backup restore
-backup:  ## dump the archive and Airflow databases into backups/<UTC time>/ (BACKUP_DIR=dir to choose)
+.PHONY: backup restore housekeeping
+backup:  ## dump the archive and Airflow databases into backups/<UTC time>/ (BACKUP_DIR=dir to choose); keeps the newest DOWNLINK_KEEP_BACKUPS
 	@tools/backup.sh dump $(BACKUP_DIR)
+	@tools/backup.sh prune $(BACKUP_DIR)
+
+# make housekeeping [DRY_RUN=1]: run the housekeeping DAG now; DRY_RUN=1 only lists what it would delete
+housekeeping:  ## prune old scratch, staging, quarantined bytes, metadata, task logs and mail now (DRY_RUN=1: only list)
+	@# the running stack's tag (.env), not this checkout's
+	@env -u DOWNLINK_TAG tools/dagrun.py housekeeping --timeout 1800 $(if $(filter 1 true yes,$(DRY_RUN)),--conf '{"dry_run": true}')
 
 # make restore BACKUP=backups/<time> [INTO_NEW=suffix: only restore into archive_<suffix>, airflow_<suffix>]
 restore:  ## restore a backup into the running stack (BACKUP=backups/<time>; INTO_NEW=name to only inspect it)

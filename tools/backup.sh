@@ -18,6 +18,10 @@
 #         services (scheduler, dag-processor, triggerer, api-server), swap the databases by
 #         renaming in one transaction (the old ones are kept as <db>_before_restore_<time>),
 #         then start the services again and wait until they are healthy.
+#   tools/backup.sh prune [DIR] [--keep N] [--dry-run]  (make backup runs it after each dump)
+#       Rotation: keeps the newest N complete backups of DIR (default backups/; N: --keep, else
+#       DOWNLINK_KEEP_BACKUPS, default 14) and deletes the older ones. Only folders named like a
+#       dump (<UTC time>, holding a MANIFEST.json) are considered; --dry-run lists them only.
 #
 # The compose project is DOWNLINK_PROJECT (environment, then .env), as for docker compose.
 # Roles and passwords are not in the dumps (they live in .env and are created by the postgres
@@ -406,11 +410,52 @@ on_swap_exit() {
   exit "$rc"
 }
 
+# ----------------------------------------------------------------------------------------------
+# prune (rotation)
+# ----------------------------------------------------------------------------------------------
+
+cmd_prune() {
+  local parent="" keep="" dry_run="" d
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --keep) [ $# -ge 2 ] || usage; keep=$2; shift 2 ;;
+      --keep=*) keep=${1#*=}; shift ;;
+      --dry-run) dry_run=1; shift ;;
+      -*) echo "backup: unknown option $1" >&2; usage ;;
+      *) [ -z "$parent" ] || usage; parent=$1; shift ;;
+    esac
+  done
+  parent=${parent:-$ROOT/backups}
+  keep=${keep:-$(get DOWNLINK_KEEP_BACKUPS 14)}
+  [[ $keep =~ ^[0-9]+$ ]] && [ "$keep" -ge 1 ] || die "keep at least 1 backup (got '$keep')"
+  [ -d "$parent" ] || { echo "no backups in $parent"; return 0; }
+  # Newest first: the names are UTC times, so they sort by age.
+  local backups=()
+  while IFS= read -r d; do
+    [ -f "$parent/$d/MANIFEST.json" ] && [ ! -L "$parent/$d" ] && backups+=("$d")
+  done < <(ls -1 "$parent" | grep -E '^[0-9]{8}T[0-9]{6}Z$' | sort -r)
+  local old=("${backups[@]:$keep}")
+  if [ ${#old[@]} -eq 0 ]; then
+    echo "backup rotation: ${#backups[@]} backups in $parent, keeping up to $keep: nothing to delete"
+    return 0
+  fi
+  for d in "${old[@]}"; do
+    if [ -n "$dry_run" ]; then
+      echo "would delete $parent/$d ($(du -sh "$parent/$d" | cut -f1))"
+    else
+      echo "deleting $parent/$d ($(du -sh "$parent/$d" | cut -f1))"
+      rm -rf -- "${parent:?}/$d"
+    fi
+  done
+  echo "backup rotation: $([ -n "$dry_run" ] && echo would keep || echo kept) the newest $keep of ${#backups[@]} backups in $parent"
+}
+
 trap 'exit 130' INT  # so the EXIT traps clean up (partial dump; re-allow connections, restart Airflow)
 trap 'exit 143' TERM
 case "${1:-}" in
   dump) shift; cmd_dump "$@" ;;
   restore) shift; cmd_restore "$@" ;;
+  prune) shift; cmd_prune "$@" ;;
   -h|--help|help) usage ;;
   *) usage ;;
 esac

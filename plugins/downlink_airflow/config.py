@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass, field, fields
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
+# DOWNLINK_KEEP_*: housekeeping's limits (the step reads those of the data volume).
 FORWARDED_PREFIXES = ("DOWNLINK_QC_", "DOWNLINK_MIN_FREE_GB", "DOWNLINK_FRESHNESS_HOURS",
-                      "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS")
+                      "DOWNLINK_MIN_TRANSFER_RATE", "DOWNLINK_TRANSFER_GRACE_SECONDS", "DOWNLINK_KEEP_")
 
 
 def addresses(text):
@@ -139,8 +140,22 @@ class Settings:
     # The registry's `secrets:` are files here; the same absolute path on the host and in the
     # Airflow containers, since it is also the bind source of the step's /run/secrets/NAME.
     secrets_dir: str = setting("DOWNLINK_SECRETS_DIR", "",
-                               "host folder of the registry's secrets: files (0700 folder, 0600 files, outside git; "
+                               "host folder of the registry's secrets: files (owned 1000:0, 0750 folder, 0640 files, outside git; "
                                "make env sets <checkout>/secrets)")
+    # Housekeeping (dags/housekeeping.py): what Airflow and the mail catcher keep. The data
+    # volume's limits (DOWNLINK_KEEP_SCRATCH/STAGING/QUARANTINE_DAYS) are the step's settings.
+    housekeeping_schedule: str = setting("DOWNLINK_HOUSEKEEPING_SCHEDULE", "0 12 * * *", "when the housekeeping DAG prunes (cron, UTC)")
+    keep_metadata_days: float = setting("DOWNLINK_KEEP_METADATA_DAYS", "90",
+                                        "housekeeping: `airflow db clean` drops Airflow's metadata rows (runs, task instances, logs, XComs) "
+                                        "older than this", positive)
+    keep_log_days: float = setting("DOWNLINK_KEEP_LOG_DAYS", "30", "housekeeping deletes Airflow task log files older than this", positive)
+    keep_mail_days: float = setting("DOWNLINK_KEEP_MAIL_DAYS", "30", "housekeeping deletes the mail catcher's mails older than this", positive)
+    # Airflow 3 hides AIRFLOW__DATABASE__SQL_ALCHEMY_CONN from tasks; db clean needs it.
+    metadata_db_conn: str = setting("DOWNLINK_METADATA_DB_CONN", "",
+                                    "Airflow's metadata database, for housekeeping's `airflow db clean` in a task (the stack sets it "
+                                    "to AIRFLOW__DATABASE__SQL_ALCHEMY_CONN; empty: metadata is not cleaned)")
+    mail_api_url: str = setting("DOWNLINK_MAIL_API_URL", "http://mail:1080",
+                                "the mail catcher's (MailDev's) REST API housekeeping prunes (empty or not answering: skipped)")
     step_env: dict = field(default_factory=dict)
 
     @classmethod

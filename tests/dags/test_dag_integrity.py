@@ -85,3 +85,27 @@ def test_a_task_parse_builds_only_its_own_chain():
     assert task_bag.import_errors == {}
     assert [t.task_id for t in task_bag.dags["astro_env_check"].topological_sort()] == \
         [t.task_id for t in DagBag(dag_folder=path).dags["astro_env_check"].topological_sort()]
+
+
+def test_housekeeping_dag(dagbag):
+    dag = dagbag.dags["housekeeping"]
+    assert {t.task_id for t in dag.tasks} == {"active_runs", "data_volume", "metadata", "task_logs", "mailbox", "report"}
+    assert dag.params["dry_run"] is False
+    step = dag.get_task("data_volume")
+    assert step.command[:3] == ["downlink", "housekeeping", "--dry-run={{ params.dry_run }}"]
+    assert "active_runs" in step.upstream_task_ids
+    # The archive volume, when it is one, is mounted read-only: housekeeping only reads raw/.
+    assert all(m.get("ReadOnly") for m in step.mounts if m["Target"] == "/data/raw")
+    assert dag.get_task("report").trigger_rule == "all_done"
+
+
+def test_housekeeping_step_command_renders(dagbag):
+    """The step's arguments as Airflow renders them: the param's value, the runs as JSON."""
+    import json
+    from types import SimpleNamespace
+
+    step = dagbag.dags["housekeeping"].get_task("data_volume")
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: ["daily_chain/manual__2026-12-01T00:00:00+00:00"])
+    rendered = step.render_template(step.command, {"params": {"dry_run": True}, "ti": ti})
+    assert rendered[2] == "--dry-run=True"
+    assert json.loads(rendered[4]) == ["daily_chain/manual__2026-12-01T00:00:00+00:00"]

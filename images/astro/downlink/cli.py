@@ -17,6 +17,7 @@ COMMANDS = {
     "download": "download", "archive": "archive", "index": "index", "diagnostics": "diagnostics",
     "make-night": "make_night", "make-manifest": "manifest", "calibrate": "calibrate", "iraf-stats": "iraf_stats",
     "sources": "sources", "report": "report", "health": "health", "describe": "describe",
+    "housekeeping": "housekeeping",
 }
 
 

@@ -25,7 +25,8 @@ COLUMNS = ("path", "filename", "night", "sha256", "size_bytes", "instrument", "t
            "notes", "run_id")
 # Below this many files a pool costs more (starting processes) than it saves.
 POOL_MIN_FILES = 64
-QUARANTINE_COLUMNS = ("night", "filename", "stage", "reason", "sha256", "path", "run_id")
+# pruned_at: when housekeeping deleted the kept bytes (the record and the row stay).
+QUARANTINE_COLUMNS = ("night", "filename", "stage", "reason", "sha256", "path", "run_id", "pruned_at")
 
 
 def add_parser(sub):

@@ -9,6 +9,7 @@
     reports/<night>/        the nightly report (index.html and its PNG images)
     products/<night>/<script>/  outputs of the team's scripts
     work/<dag>/<run>/       scratch space of one DAG run
+    housekeeping/<date>.json  what housekeeping freed (it deletes only in work/, staging/, quarantine/)
 
 A night is named by the date on which it began (YYYY-MM-DD).
 """

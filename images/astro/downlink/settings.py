@@ -54,6 +54,13 @@ class Settings:
     qc_min_sources: int = setting("DOWNLINK_QC_MIN_SOURCES", "5", "a frame passes QC with at least this many sources", _integer)
     qc_max_fwhm_arcsec: float = setting("DOWNLINK_QC_MAX_FWHM_ARCSEC", "3.0", "... and a seeing FWHM of at most this (arcsec)", _number)
     qc_max_sky: float = setting("DOWNLINK_QC_MAX_SKY", "10000", "... and a sky background of at most this (e-/pixel)", _number)
+    # Housekeeping (downlink housekeeping): how long each prunable area keeps what it may lose.
+    keep_scratch_days: float = setting("DOWNLINK_KEEP_SCRATCH_DAYS", "14", "housekeeping deletes a finished run's work/<dag>/<run>/ scratch "
+                                       "after this many days without a change", _number)
+    keep_staging_days: float = setting("DOWNLINK_KEEP_STAGING_DAYS", "30", "housekeeping deletes staged files older than this that are "
+                                       "archived (same name and sha256 in raw/); an unarchived one is never deleted", _number)
+    keep_quarantine_days: float = setting("DOWNLINK_KEEP_QUARANTINE_DAYS", "90", "housekeeping deletes quarantined bytes older than this; "
+                                          "the reason record and the database row are kept, marked pruned_at", _number)
     run_id: str = setting("DOWNLINK_RUN_ID", "manual", "the DAG run a product was made by (set by Airflow for each step)")
     version: str = setting("DOWNLINK_VERSION", "dev", "the code version recorded with products (set at image build: the git tag)")
 
