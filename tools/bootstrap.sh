@@ -214,14 +214,19 @@ ensure_wheels() {
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && return 0
   say "filling the wheelhouse from requirements.txt"
   mkdir -p "$dest"
-  # The image runs Debian 12's CPython 3.11 on x86_64, whatever the host's Python is.
-  local plats=() v log="$BUILD/pip-download.log"
+  pip_download "$dest" "$ROOT/requirements.txt" "$BUILD/pip-download.log"
+  echo "$sum" >"$stamp"
+}
+
+# pip_download DEST REQUIREMENTS LOG: the wheels of REQUIREMENTS (pinned, no resolving) into DEST.
+# The images run Debian 12's CPython 3.11 on x86_64, whatever the host's Python is.
+pip_download() {
+  local plats=() v
   for v in 17 24 27 28 31 34 35 36; do plats+=(--platform "manylinux_2_${v}_x86_64"); done
   python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     --implementation cp --python-version 3.11 --abi cp311 "${plats[@]}" \
-    -d "$dest" -r "$ROOT/requirements.txt" >"$log" 2>&1 \
-    || { grep -v 'is ignored' "$log" | tail -n 20 >&2; die "pip download failed (full log: $log)"; }
-  echo "$sum" >"$stamp"
+    -d "$1" -r "$2" >"$3" 2>&1 \
+    || { grep -v 'is ignored' "$3" | tail -n 20 >&2; die "pip download of ${2#"$ROOT"/} failed (full log: $3)"; }
 }
 
 # The astro image's wheelhouse (images/astro/requirements.txt: the team's scripts' pip packages),
@@ -234,12 +239,7 @@ ensure_astro_wheels() {
   rm -rf "$dest"; mkdir -p "$dest"
   if sed -e 's/#.*//' "$req" | grep -q '[^[:space:]]'; then
     say "filling the astro wheelhouse from images/astro/requirements.txt"
-    local plats=() v log="$BUILD/pip-download-astro.log"
-    for v in 17 24 27 28 31 34 35 36; do plats+=(--platform "manylinux_2_${v}_x86_64"); done
-    python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-      --implementation cp --python-version 3.11 --abi cp311 "${plats[@]}" \
-      -d "$dest" -r "$req" >"$log" 2>&1 \
-      || { grep -v 'is ignored' "$log" | tail -n 20 >&2; die "pip download for images/astro/requirements.txt failed (full log: $log)"; }
+    pip_download "$dest" "$req" "$BUILD/pip-download-astro.log"
   fi
   echo "$sum" >"$stamp"
 }
