@@ -71,7 +71,7 @@ def test_other_images_are_not_checked():
     reg = registry("""
         - name: elsewhere
           command: only-there
-          image: alpine:3
+          image: downlink/other:1.0
           chain: c
         """)
     assert programs_missing(reg, PROGRAMS) == []
