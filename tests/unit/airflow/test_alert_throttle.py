@@ -134,3 +134,29 @@ def test_unreadable_state_still_mails_and_a_refused_mail_is_tried_again():
 
 def test_nobody_to_mail_means_no_callbacks():
     assert alerts.throttled_alerts((), SIX_HOURS) is None
+
+
+def test_the_state_is_one_json_variable_per_step(monkeypatch):
+    import airflow.sdk
+
+    from downlink_airflow.alert_state import VariableStore
+
+    saved = {}
+
+    class Variable:
+        @staticmethod
+        def get(k, default=None, deserialize_json=False):
+            assert deserialize_json
+            return saved.get(k, default)
+
+        @staticmethod
+        def set(k, value, description=None, serialize_json=False):
+            assert serialize_json and description
+            saved[k] = value
+
+    monkeypatch.setattr(airflow.sdk, "Variable", Variable)
+    store = VariableStore()
+    assert store.get("daily_chain", "calibrate") is None
+    store.put("daily_chain", "calibrate", {"failing": True})
+    assert saved == {"downlink_alert__daily_chain__calibrate": {"failing": True}}
+    assert store.get("daily_chain", "calibrate") == {"failing": True}
