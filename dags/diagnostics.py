@@ -13,13 +13,15 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task
 
-from downlink_airflow.alerts import failure_notifier
+from downlink_airflow.alerts import throttled_alerts
 from downlink_airflow.config import Settings
 from downlink_airflow.registry_dags import timetable
 from downlink_airflow.steps import astro_step
 
 settings = Settings.from_env()
-notify = failure_notifier(settings.alert_email)
+# An hourly check that stays red mails once and then per DOWNLINK_ALERT_REPEAT, not every hour.
+alerts = throttled_alerts(settings.alert_email, settings.alert_repeat)
+callbacks = {"on_failure_callback": alerts.on_failure, "on_success_callback": alerts.on_success} if alerts else {}
 
 with DAG(
     dag_id="diagnostics",
@@ -34,7 +36,7 @@ with DAG(
         "max_age_hours": Param(settings.freshness_hours, type="number", minimum=0,
                                description="a new frame within this many hours (0: off)"),
     },
-    default_args={"retries": 0, "on_failure_callback": notify},
+    default_args={"retries": 0, **callbacks},
     tags=["downlink", "diagnostics"],
 ):
     astro_step(

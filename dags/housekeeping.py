@@ -12,12 +12,14 @@ Dry run (lists what it would delete, deletes nothing):
 """
 from airflow.sdk import DAG, Param, task
 
-from downlink_airflow.alerts import failure_notifier
+from downlink_airflow.alerts import throttled_alerts
 from downlink_airflow.config import Settings
 from downlink_airflow.registry_dags import timetable
 from downlink_airflow.steps import astro_step
 
 settings = Settings.from_env()
+alerts = throttled_alerts(settings.alert_email, settings.alert_repeat)
+callbacks = {"on_failure_callback": alerts.on_failure, "on_success_callback": alerts.on_success} if alerts else {}
 
 with DAG(
     dag_id="housekeeping",
@@ -27,7 +29,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     params={"dry_run": Param(False, type="boolean", description="list what would be deleted; delete nothing")},
-    default_args={"retries": 0, "on_failure_callback": failure_notifier(settings.alert_email)},
+    default_args={"retries": 0, **callbacks},
     tags=["downlink", "housekeeping"],
 ):
     @task(task_id="active_runs")

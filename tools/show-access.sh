@@ -5,10 +5,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 get() { local v="${!1:-}"; [ -n "$v" ] || v=$(grep -E "^$1=" "$ROOT/.env" 2>/dev/null | tail -n1 | cut -d= -f2-); echo "${v:-$2}"; }
 bind=$(get DOWNLINK_BIND 127.0.0.1)
+# The address the team uses (DOWNLINK_PUBLIC_URL, as in the mails' links); else this machine's port.
+web=$(get DOWNLINK_PUBLIC_URL "http://$bind:$(get DOWNLINK_WEB_PORT 8080)")
 cat <<INFO
 
 Downlink is up (images downlink/*:$(get DOWNLINK_TAG ?)).
-  Airflow web UI   http://$bind:$(get DOWNLINK_WEB_PORT 8080)   login: $(get DOWNLINK_ADMIN_USER admin) / $(get DOWNLINK_ADMIN_PASSWORD ?)
+  Airflow web UI   $web   login: $(get DOWNLINK_ADMIN_USER admin) / $(get DOWNLINK_ADMIN_PASSWORD ?)
   Mail catcher     http://$bind:$(get DOWNLINK_MAIL_PORT 1080)   (every mail the stack sends; REST API: /email)
   Science database psql "postgresql://archive:$(get ARCHIVE_DB_PASSWORD ?)@$bind:$(get DOWNLINK_DB_PORT 5433)/archive"
                    or: docker compose exec postgres psql -U archive archive

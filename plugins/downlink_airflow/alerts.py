@@ -1,11 +1,19 @@
 """Mail to the team, only when something needs them: a step that failed for good (retries
 exhausted), a step that succeeded but wrote to stderr (cron's habit, opt-in per script), and the
-optional nightly digest. Sent with the smtp provider's SmtpNotifier through the `smtp_default`
+optional nightly digest. A step that keeps failing is throttled (ThrottledAlerts: one mail, a
+reminder per DOWNLINK_ALERT_REPEAT, one "recovered"). Sent with the smtp provider's SmtpNotifier through the `smtp_default`
 connection (AIRFLOW_CONN_SMTP_DEFAULT / DOWNLINK_SMTP_CONN): no SMTP code of our own.
 """
+import logging
 import re
+from datetime import datetime, timezone
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+from downlink_airflow import alert_throttle
+from downlink_airflow.alert_state import VariableStore
+
+log = logging.getLogger(__name__)
 
 OUTPUT_LINES = 40
 EXIT_CODE = re.compile(r"'StatusCode':\s*(-?\d+)")
@@ -30,6 +38,25 @@ FAILURE_HTML = (
     + _ROWS
     + "<p>Last {{ downlink.output_lines }} lines of its output:</p>"
     "<pre>{{ downlink.output | e }}</pre>"
+)
+REMINDER_SUBJECT = ("[Downlink] STILL FAILING {{ dag.dag_id }}.{{ ti.task_id }} since {{ downlink.since }}"
+                    " night {{ downlink.night }} (exit {{ downlink.exit_code }})")
+REMINDER_HTML = (
+    "<p>The step <b>{{ ti.task_id }}</b> of <b>{{ dag.dag_id }}</b> is still failing: it has failed "
+    "since {{ downlink.since }} and has not succeeded since (one reminder every {{ downlink.repeat }}).</p>"
+    + _ROWS
+    + "<p>Last {{ downlink.output_lines }} lines of its output:</p>"
+    "<pre>{{ downlink.output | e }}</pre>"
+)
+RECOVERED_SUBJECT = "[Downlink] RECOVERED {{ dag.dag_id }}.{{ ti.task_id }} night {{ downlink.night }}"
+RECOVERED_HTML = (
+    "<p>The step <b>{{ ti.task_id }}</b> of <b>{{ dag.dag_id }}</b> succeeded again; it had failed "
+    "since {{ downlink.since }}.</p>"
+    "<table role=\"presentation\" cellpadding=\"3\">"
+    "<tr><td>Night</td><td>{{ downlink.night }}</td></tr>"
+    "<tr><td>Run</td><td>{{ ti.run_id }}</td></tr>"
+    "<tr><td>Log</td><td><a href=\"{{ ti.log_url }}\">{{ ti.log_url }}</a></td></tr>"
+    "</table>"
 )
 STDERR_SUBJECT = "[Downlink] WARNING {{ dag.dag_id }}.{{ ti.task_id }} night {{ downlink.night }} wrote to stderr"
 STDERR_HTML = (
@@ -92,6 +119,103 @@ def failure_notifier(recipients):
     if not recipients:
         return None
     return DownlinkNotifier(to=recipients, subject=FAILURE_SUBJECT, html_content=FAILURE_HTML)
+
+
+def _when(iso):
+    """'2026-12-02T18:20:31.5+00:00' -> '2026-12-02 18:20 UTC' (mail subjects stay short)."""
+    if not iso:
+        return "?"
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _duration(delta):
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+MAILS = {alert_throttle.FAILED: (FAILURE_SUBJECT, FAILURE_HTML),
+         alert_throttle.STILL_FAILING: (REMINDER_SUBJECT, REMINDER_HTML),
+         alert_throttle.RECOVERED: (RECOVERED_SUBJECT, RECOVERED_HTML)}
+
+
+def throttled_notifier(kind, recipients, state, repeat):
+    """The notifier of one throttled mail: `kind` from alert_throttle, `state` its streak."""
+    subject, html = MAILS[kind]
+
+    def facts(context):
+        return {**failure_facts(context), "since": _when((state or {}).get("since")), "repeat": _duration(repeat)}
+
+    return DownlinkNotifier(to=recipients, subject=subject, html_content=html, facts=facts)
+
+
+class ThrottledAlerts:
+    """A step's on_failure_callback and on_success_callback, throttled per (dag_id, task_id):
+    FAILED once, STILL FAILING at most once per `repeat`, RECOVERED on the next success.
+
+    `store` keeps the state (alert_state.VariableStore), `clock` gives the time, `send(kind,
+    context, state)` mails; all three are replaced in the unit tests.
+    """
+
+    def __init__(self, recipients, repeat, store=None, clock=None, send=None):
+        self.recipients = tuple(recipients)
+        self.repeat = repeat
+        self.store = store or VariableStore()
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.send = send or self._mail
+
+    def _mail(self, kind, context, state):
+        throttled_notifier(kind, self.recipients, state, self.repeat)(context)
+
+    @staticmethod
+    def _ids(context):
+        ti = context["ti"]
+        dag = context.get("dag")
+        return getattr(dag, "dag_id", None) or ti.dag_id, ti.task_id
+
+    def _read(self, ids):
+        try:
+            return self.store.get(*ids), True
+        except Exception:  # the state is lost, not the alert: mail as a first failure
+            log.warning("alert state of %s.%s unreadable; mailing without throttling", *ids, exc_info=True)
+            return None, False
+
+    def _write(self, ids, state):
+        try:
+            self.store.put(*ids, state)
+        except Exception:  # the mail went out; the next failure may mail once more
+            log.warning("alert state of %s.%s not saved", *ids, exc_info=True)
+
+    def on_failure(self, context):
+        ids = self._ids(context)
+        state, readable = self._read(ids)
+        kind, new = alert_throttle.on_failure(state, self.clock(), self.repeat)
+        if kind:
+            # Mail first, then record it: a relay that refuses leaves the streak unmailed, so
+            # the next failure tries again instead of staying silent for `repeat`.
+            self.send(kind, context, new)
+        else:
+            log.info("%s.%s still failing; last mailed %s, next reminder after %s", *ids,
+                     (state or {}).get("last_mailed"), _duration(self.repeat))
+        if readable and new != state:
+            self._write(ids, new)
+
+    def on_success(self, context):
+        ids = self._ids(context)
+        state, _readable = self._read(ids)
+        kind, new = alert_throttle.on_success(state)
+        if kind:
+            self.send(kind, context, new)
+            self._write(ids, new)
+
+
+def throttled_alerts(recipients, repeat):
+    """The throttled callbacks for a step mailing `recipients` (None: nobody to mail)."""
+    if not recipients:
+        return None
+    return ThrottledAlerts(recipients, repeat)
 
 
 def stderr_facts(context):

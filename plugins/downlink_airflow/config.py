@@ -7,7 +7,9 @@ Each field names its environment variable, its default and what it means. As in 
 line `X=` in .env gives the default, as it always did).
 """
 import os
+import re
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 
 # Settings the steps themselves read (thresholds, limits), passed through to step containers.
 # DOWNLINK_KEEP_*: housekeeping's limits (the step reads those of the data volume).
@@ -58,6 +60,19 @@ def _addresses(text, name):
     return addresses(text)
 
 
+DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+
+
+def duration(text, name):
+    """'6h' -> timedelta(hours=6): a whole number with s, m, h or d, or plain seconds (the
+    registry's retry_delay and timeout read the same way)."""
+    match = DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{name}={text!r}: expected a duration (e.g. 90s, 30m, 6h, 1d, or seconds)")
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number})
+
+
 def slots(text, name):
     """'' -> None (as declared); else a whole number >= 0. Checked where it is used
     (downlink_airflow.pools, at airflow-init), so a bad value does not stop every DAG file."""
@@ -92,6 +107,10 @@ class Settings:
     alert_email: tuple = setting("DOWNLINK_ALERT_EMAIL", "downlink-team@localhost",
                                  "the team list: who is mailed when a step fails (comma-separated; a registry entry's email overrides it)",
                                  _addresses)
+    # A step that stays failed is mailed again at most this often (alert_throttle; 0: never again).
+    alert_repeat: timedelta = setting("DOWNLINK_ALERT_REPEAT", "6h",
+                                      "a step that keeps failing mails once, then at most one reminder per this long while it stays "
+                                      "failed (e.g. 30m, 6h, 1d, or seconds; 0: no reminders), and once when it recovers", duration)
     # The optional nightly digest: one mail per chain run to these addresses (empty: off).
     digest_email: tuple = setting("DOWNLINK_DIGEST_EMAIL", "", "who gets one summary mail per chain run (empty: off)", _addresses)
     diagnostics_schedule: str = setting("DOWNLINK_DIAGNOSTICS_SCHEDULE", "@hourly", "when the diagnostics DAG checks the stack")

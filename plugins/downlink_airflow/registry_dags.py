@@ -11,7 +11,7 @@ from airflow.sdk import DAG, CronTriggerTimetable, Param
 from docker.types import Mount
 
 from downlink_airflow import step_secrets
-from downlink_airflow.alerts import digest_task, failure_notifier, stderr_notifier
+from downlink_airflow.alerts import digest_task, stderr_notifier, throttled_alerts
 from downlink_airflow.config import Settings
 from downlink_airflow.registry import Registry
 from downlink_airflow.steps import DATA_DIR, NIGHT, RUN_DIR, astro_step
@@ -71,6 +71,8 @@ def step_mounts(s, settings):
 
 def step_task(s, settings, values, recipients, **overrides):
     """The task of registry entry `s`: its command (placeholders from `values`) in a container."""
+    # A step that keeps failing mails once, reminds per DOWNLINK_ALERT_REPEAT, says when it recovers.
+    alerts = throttled_alerts(recipients, settings.alert_repeat)
     kwargs = dict(
         image=image_of(s, settings),
         environment={"DOWNLINK_NIGHT": values["night"], **s.environment},
@@ -87,7 +89,8 @@ def step_task(s, settings, values, recipients, **overrides):
         # Ignored by the LocalExecutor; the pool caps heavy steps whatever the executor.
         **({"queue": s.queue, "pool": s.pool} if s.pool else {}),
         doc_md=s.description or None,
-        on_failure_callback=failure_notifier(recipients),
+        on_failure_callback=alerts.on_failure if alerts else None,
+        on_success_callback=alerts.on_success if alerts else None,
         stderr_callback=stderr_notifier(recipients) if s.warn_on_stderr else None,
     )
     kwargs.update(overrides)

@@ -1,4 +1,5 @@
 """Failure, stderr and digest mails: what they say (runs in the Airflow image; nothing is sent)."""
+import re
 from types import SimpleNamespace
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
@@ -78,3 +79,44 @@ def test_the_digest_lists_every_step_and_links_the_report():
     assert subject == "[Downlink] daily_chain night 2026-11-24: 1 step(s) did not succeed: calibrate"
     assert "<td>download</td><td>success</td>" in body and "<td>calibrate</td><td>failed</td>" in body
     assert "watcher" not in body and "/reports/2026-11-24/" in body
+
+
+def test_reminder_and_recovered_mails_say_since_when():
+    from datetime import timedelta
+
+    state = {"failing": True, "since": "2026-12-02T06:00:31.250000+00:00", "last_mailed": "2026-12-02T12:00:00+00:00"}
+    reminder = alerts.throttled_notifier("still_failing", ["team@example.org"], state, timedelta(hours=6))
+    subject, body = rendered(reminder, context(failed()))
+    assert subject == ("[Downlink] STILL FAILING daily_chain.calibrate since 2026-12-02 06:00 UTC"
+                       " night 2026-11-24 (exit 3)")
+    assert "one reminder every 6h" in body and "no master bias" in body
+    recovered = alerts.throttled_notifier("recovered", ["team@example.org"], {**state, "failing": False}, timedelta(hours=6))
+    subject, body = rendered(recovered, context())
+    assert subject == "[Downlink] RECOVERED daily_chain.calibrate night 2026-11-24"
+    assert "failed since 2026-12-02 06:00 UTC" in body and "/tasks/calibrate" in body
+    first = alerts.throttled_notifier("failed", ["team@example.org"], state, timedelta(hours=6))
+    assert rendered(first, context(failed()))[0] == "[Downlink] FAILED daily_chain.calibrate night 2026-11-24 (exit 3)"
+
+
+def test_with_a_public_url_every_link_of_the_mails_is_under_it(monkeypatch):
+    """DOWNLINK_PUBLIC_URL reaches Airflow as [api] base_url (docker-compose.yaml); Airflow's own
+    log_url (the failure mail's link) and the digest's report link are built from it."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    public = "https://downlink.example.org"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", public + "/")
+    ids = SimpleNamespace(dag_id="daily_chain", run_id="manual__1", task_id="calibrate", map_index=-1, try_number=3)
+    ti = SimpleNamespace(task_id="calibrate", run_id="manual__1", dag_id="daily_chain", try_number=3, max_tries=2,
+                         log_url=RuntimeTaskInstance.log_url.fget(ids))
+    _subject, body = rendered(alerts.failure_notifier(["team@example.org"]), context(failed(), ti=ti))
+    links = re.findall(r'href="([^"]+)"', body)
+    assert links == [f"{public}/dags/daily_chain/runs/manual__1/tasks/calibrate?try_number=3"]
+
+    class DigestTI(SimpleNamespace):
+        def get_task_states(self, dag_id, run_ids):
+            return {"manual__1": {"calibrate": "success"}}
+
+    digest = alerts.DownlinkNotifier(to=["lead@example.org"], subject=alerts.DIGEST_SUBJECT,
+                                     html_content=alerts.DIGEST_HTML, facts=alerts.digest_facts)
+    _subject, body = rendered(digest, context(ti=DigestTI(**vars(ti)), downlink_night="2026-11-24"))
+    assert re.findall(r'href="([^"]+)"', body) == [f"{public}/reports/2026-11-24/"]

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ROW = re.compile(r"^\|\s*(`[A-Z][A-Z0-9_]*`(?:\s*,\s*`[A-Z][A-Z0-9_]*`)*)\s*\|\s*([a-z]+)\s*\|\s*(.*?)\s*\|\s*(.*?)\s*\|\s*$")
-REFERENCE = re.compile(r"\$\{(DOWNLINK_[A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")
+# ${X:-default}, the default possibly one ${Y:-...} itself (compose nests them).
+REFERENCE = re.compile(r"\$\{(DOWNLINK_[A-Z0-9_]+)(?:(:?[-?])((?:[^{}]|\$\{[^{}]*\})*))?\}")
 PASSED_THROUGH = re.compile(r"^\s+(DOWNLINK_[A-Z0-9_]+):\s*$", re.M)
 COMPOSE_FILES = sorted(glob.glob(os.path.join(ROOT, "docker-compose*.yaml")))
 
@@ -76,10 +77,13 @@ def compose_defaults():
     for path in COMPOSE_FILES:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
-        for name, kind, value in REFERENCE.findall(text):
+        found = REFERENCE.findall(text)
+        while found:
+            name, kind, value = found.pop()
             mentioned.add(name)
             if kind in (":-", "-"):
                 defaults.setdefault(name, set()).add(value)
+                found += REFERENCE.findall(value)  # a reference nested in the default
         mentioned.update(PASSED_THROUGH.findall(text))
     return defaults, mentioned
 
