@@ -1,5 +1,8 @@
 """The housekeeping DAG on the real stack: aged fixtures on the data volume are pruned, fresh ones,
-an unarchived staged file and the archive are untouched, and a dry run deletes nothing."""
+an unarchived staged file and the archive are untouched, and a dry run deletes nothing. The stack
+is shared with the other modules: the unarchived file is staged for a night no chain runs, and
+every fixture is removed afterwards (a file left in the sample night's staging would be archived
+by its next run)."""
 import json
 import uuid
 
@@ -7,17 +10,18 @@ from conftest import SAMPLE_NIGHT
 
 DAG = "housekeeping"
 OLD = "60 days ago"
+SPARE_NIGHT = "2026-01-01"  # no chain of the suite processes it
 RECORD = json.dumps({"night": "2026-01-01", "filename": "e2e-bad.fits", "stage": "download", "reason": "e2e",
-                     "path": "quarantine/2026-01-01/e2e-bad.fits", "recorded_at": "2025-01-01T00:00:00+00:00"})
+                     "path": f"quarantine/{SPARE_NIGHT}/e2e-bad.fits", "recorded_at": "2025-01-01T00:00:00+00:00"})
 # Aged and fresh fixtures, written as the steps' user (a copy of an archived frame staged long ago,
 # an unarchived staged file, old and fresh scratch, old quarantined bytes with their record).
 SETUP = f"""
 set -e
 cd /data
 frame=$(cd raw/{SAMPLE_NIGHT} && ls | grep -v '^\\.' | head -n1)
-mkdir -p staging/{SAMPLE_NIGHT} work/e2e_housekeeping/old_run work/e2e_housekeeping/fresh_run quarantine/2026-01-01
+mkdir -p staging/{SAMPLE_NIGHT} staging/{SPARE_NIGHT} work/e2e_housekeeping/old_run work/e2e_housekeeping/fresh_run quarantine/{SPARE_NIGHT}
 cp raw/{SAMPLE_NIGHT}/$frame staging/{SAMPLE_NIGHT}/$frame && touch -d '{OLD}' staging/{SAMPLE_NIGHT}/$frame
-echo unarchived > staging/{SAMPLE_NIGHT}/e2e-unarchived.fits && touch -d '{OLD}' staging/{SAMPLE_NIGHT}/e2e-unarchived.fits
+echo unarchived > staging/{SPARE_NIGHT}/e2e-unarchived.fits && touch -d '{OLD}' staging/{SPARE_NIGHT}/e2e-unarchived.fits
 echo old > work/e2e_housekeeping/old_run/scratch && touch -d '{OLD}' work/e2e_housekeeping/old_run/scratch work/e2e_housekeeping/old_run
 echo fresh > work/e2e_housekeeping/fresh_run/scratch
 echo bad > quarantine/2026-01-01/e2e-bad.fits && touch -d '200 days ago' quarantine/2026-01-01/e2e-bad.fits
@@ -25,6 +29,7 @@ printf '%s' '{RECORD}' > quarantine/2026-01-01/e2e-bad.fits.download.reason.json
 echo $frame
 """
 LIST = "cd /data && find raw -type f -printf '%p %s %T@\\n' | sort"
+CLEAN = f"cd /data && rm -rf staging/{SPARE_NIGHT} work/e2e_housekeeping quarantine/{SPARE_NIGHT}"
 
 
 def exists(stack, path):
@@ -33,12 +38,19 @@ def exists(stack, path):
 
 def test_dry_run_then_prune(stack, sample_night):
     frame = stack.on_data("sh", "-c", SETUP, user="1000").strip().splitlines()[-1]
+    try:
+        check_dry_run_then_prune(stack, frame)
+    finally:
+        stack.on_data("sh", "-c", CLEAN + f" staging/{SAMPLE_NIGHT}/{frame}", user="0")
+
+
+def check_dry_run_then_prune(stack, frame):
     raw_before = stack.on_data("sh", "-c", LIST)
     staged = f"staging/{SAMPLE_NIGHT}/{frame}"
 
     run_id = f"e2e_housekeeping_dry_{uuid.uuid4().hex[:6]}"
     assert stack.run_dag(DAG, run_id, conf={"dry_run": True}, timeout=900) == "success"
-    for path in (staged, "work/e2e_housekeeping/old_run", "quarantine/2026-01-01/e2e-bad.fits"):
+    for path in (staged, "work/e2e_housekeeping/old_run", f"quarantine/{SPARE_NIGHT}/e2e-bad.fits"):
         assert exists(stack, path), f"the dry run deleted {path}"
     assert "would free" in stack.task_log(DAG, run_id, "data_volume")
 
@@ -46,10 +58,10 @@ def test_dry_run_then_prune(stack, sample_night):
     assert stack.run_dag(DAG, run_id, timeout=900) == "success"
     assert not exists(stack, staged), "an archived staging leftover is pruned"
     assert not exists(stack, "work/e2e_housekeeping/old_run")
-    assert not exists(stack, "quarantine/2026-01-01/e2e-bad.fits")
-    assert exists(stack, f"staging/{SAMPLE_NIGHT}/e2e-unarchived.fits"), "an unarchived staged file is kept"
+    assert not exists(stack, f"quarantine/{SPARE_NIGHT}/e2e-bad.fits")
+    assert exists(stack, f"staging/{SPARE_NIGHT}/e2e-unarchived.fits"), "an unarchived staged file is kept"
     assert exists(stack, "work/e2e_housekeeping/fresh_run/scratch")
-    record = json.loads(stack.data_file("quarantine/2026-01-01/e2e-bad.fits.download.reason.json"))
+    record = json.loads(stack.data_file(f"quarantine/{SPARE_NIGHT}/e2e-bad.fits.download.reason.json"))
     assert record["pruned_at"] and record["reason"] == "e2e"
     assert stack.on_data("sh", "-c", LIST) == raw_before, "the archive is untouched"
     reports = stack.on_data("ls", "/data/housekeeping").split()
