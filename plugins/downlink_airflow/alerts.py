@@ -114,13 +114,6 @@ def failure_facts(context):
             "output": "\n".join(lines), "output_lines": len(lines)}
 
 
-def failure_notifier(recipients):
-    """on_failure_callback for a step: one mail when it fails for good (none per retry)."""
-    if not recipients:
-        return None
-    return DownlinkNotifier(to=recipients, subject=FAILURE_SUBJECT, html_content=FAILURE_HTML)
-
-
 def _when(iso):
     """'2026-12-02T18:20:31.5+00:00' -> '2026-12-02 18:20 UTC' (mail subjects stay short)."""
     if not iso:

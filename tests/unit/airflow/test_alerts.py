@@ -1,10 +1,11 @@
 """Failure, stderr and digest mails: what they say (runs in the Airflow image; nothing is sent)."""
 import re
+from datetime import timedelta
 from types import SimpleNamespace
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException  # noqa: E402
 
-from downlink_airflow import alerts  # noqa: E402
+from downlink_airflow import alert_throttle, alerts  # noqa: E402
 
 
 def failed(code=3, lines=60):
@@ -33,6 +34,11 @@ def context(exception=None, ti=None, **extra):
             "exception": exception, **extra}
 
 
+def failure_mail(recipients):
+    """The first mail of a failed streak (what a step that fails for good sends)."""
+    return alerts.throttled_notifier(alert_throttle.FAILED, recipients, None, timedelta(hours=6))
+
+
 def rendered(notifier, ctx):
     import jinja2
 
@@ -42,7 +48,7 @@ def rendered(notifier, ctx):
 
 
 def test_the_failure_mail_has_everything_the_team_needs():
-    notifier = alerts.failure_notifier(["team@example.org"])
+    notifier = failure_mail(["team@example.org"])
     exc = failed()
     exc.logs.insert(-1, "<script>alert(1)</script>")
     subject, body = rendered(notifier, context(exc))
@@ -55,7 +61,7 @@ def test_the_failure_mail_has_everything_the_team_needs():
 
 
 def test_nobody_to_mail_means_no_notifier():
-    assert alerts.failure_notifier(()) is None and alerts.stderr_notifier([]) is None
+    assert alerts.throttled_alerts((), timedelta(hours=6)) is None and alerts.stderr_notifier([]) is None
 
 
 def test_the_stderr_warning_quotes_what_was_written():
@@ -108,7 +114,7 @@ def test_with_a_public_url_every_link_of_the_mails_is_under_it(monkeypatch):
     ids = SimpleNamespace(dag_id="daily_chain", run_id="manual__1", task_id="calibrate", map_index=-1, try_number=3)
     ti = SimpleNamespace(task_id="calibrate", run_id="manual__1", dag_id="daily_chain", try_number=3, max_tries=2,
                          log_url=RuntimeTaskInstance.log_url.fget(ids))
-    _subject, body = rendered(alerts.failure_notifier(["team@example.org"]), context(failed(), ti=ti))
+    _subject, body = rendered(failure_mail(["team@example.org"]), context(failed(), ti=ti))
     links = re.findall(r'href="([^"]+)"', body)
     assert links == [f"{public}/dags/daily_chain/runs/manual__1/tasks/calibrate?try_number=3"]
 
